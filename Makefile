@@ -1,0 +1,109 @@
+# iac-agent — build, test and run. See README.md.
+#
+#   make            build/iac-agent, build/iac-devplane
+#   make test       install missing packages, build, run every unit and integration test
+#   make check-asan the same suites built with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make run        install, build, start a local devplane and one agent, show the agent's slot table
+#   make deps       install the Debian packages the build needs (apt-get update first; no-op when present)
+#   make clean
+
+# Debian packages needed to build and test. One list: `make deps` installs it and .ci/run calls `make deps`.
+DEB_PACKAGES := build-essential pkg-config curl libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
+                libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev libarchive-dev
+PKGS := libuv libwebsockets libcurl libcjson libcrypto
+
+BUILD   ?= build
+SAN     ?=
+VERSION := $(shell cat VERSION)
+CC      ?= cc
+OPT     ?= -O2 -g
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -Iinclude $(PKG_CFLAGS) \
+           -DIAC_VERSION='"$(VERSION)"' -MMD -MP
+LDLIBS  := $(PKG_LIBS) -lm
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+COMMON_SRC   := $(sort $(wildcard common/*.c))
+AGENT_SRC    := $(filter-out agent/main.c,$(sort $(wildcard agent/*.c)))
+DEVPLANE_SRC := $(sort $(wildcard tests/fakes/devplane/*.c))
+UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
+ITEST_SRC    := $(sort $(wildcard tests/integration/test_*.c))
+HARNESS_SRC  := $(sort $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c)))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBIAC   := $(BUILD)/libiac.a
+LIBAGENT := $(BUILD)/libagent.a
+BINS     := $(BUILD)/iac-agent $(BUILD)/iac-devplane
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
+
+.PHONY: all test check check-asan deps run clean tests
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBIAC): $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(LIBAGENT): $(call obj,$(AGENT_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/iac-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBIAC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/iac-devplane: $(call obj,$(DEVPLANE_SRC)) $(LIBIAC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests link the agent's modules too (store, config, …); the linker takes only what a test uses.
+$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(LIBAGENT) $(LIBIAC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(call obj,$(HARNESS_SRC)) $(LIBIAC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+tests: $(BINS) $(UNIT_BINS) $(ITEST_BINS)
+
+# The test command of the README and of .ci/run.
+test: deps
+	$(MAKE) tests
+	tests/run-tests.sh $(BUILD)
+
+check: test
+
+check-asan: deps
+	$(MAKE) BUILD=build/asan SAN=1 OPT="-O1 -g" tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    tests/run-tests.sh build/asan
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "make deps: missing packages:$$missing (run 'make deps' as root)" >&2; exit 1; fi; \
+	    echo "make deps: installing$$missing"; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PACKAGES); \
+	fi
+
+run: deps
+	$(MAKE) all
+	tests/run-local.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
