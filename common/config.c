@@ -7,8 +7,7 @@
  * message has the same house form.
  *
  * Nothing is allocated. The one value that cannot point into its source is the host of a CFG_HOSTPORT (it must be
- * NUL-terminated where the source has ":port"): it is copied into a small table of host strings that live as long
- * as the process, the same string always in the same place. */
+ * NUL-terminated where the source has ":port"): it is copied into the caller's CFG_HOST_MAX buffer. */
 #include "iac/config.h"
 
 #include <ctype.h>
@@ -18,27 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define HOSTS_MAX 16
-#define HOST_LEN_MAX 255
-
-/* Distinct hosts seen in CFG_HOSTPORT values (see the top comment). */
-static char hosts[HOSTS_MAX][HOST_LEN_MAX + 1];
-static int nhosts;
-
-static const char *host_intern(const char *s, size_t len)
-{
-    if (len == 0 || len > HOST_LEN_MAX)
-        return NULL;
-    for (int i = 0; i < nhosts; i++)
-        if (strlen(hosts[i]) == len && memcmp(hosts[i], s, len) == 0)
-            return hosts[i];
-    if (nhosts == HOSTS_MAX)
-        return NULL;
-    memcpy(hosts[nhosts], s, len);
-    hosts[nhosts][len] = '\0';
-    return hosts[nhosts++];
-}
 
 /* ---- durations ---- */
 
@@ -383,10 +361,15 @@ static int parse_hostport(const cfg_option *o, const char *s)
     int64_t port;
     if (parse_port_text(o, colon + 1, &port) < 0)
         return -1;
-    const char *h = hlen ? host_intern(host, hlen) : "0.0.0.0";
-    if (!h)
+    if (hlen >= CFG_HOST_MAX)
         return -1;
-    *(const char **)o->dst = h;
+    char *dst = o->dst;
+    if (hlen) {
+        memcpy(dst, host, hlen);
+        dst[hlen] = '\0';
+    } else {
+        strcpy(dst, "0.0.0.0");
+    }
     if (o->dst2)
         *(int64_t *)o->dst2 = port;
     return 0;

@@ -11,8 +11,7 @@
  * Secret options (tokens) never have their value quoted in a message. The caller prints the message prefixed with
  * its program name and exits 2. Nothing here allocates: string destinations point into the environment, argv or
  * the table's default, all of which live as long as the process. The one exception is the host of a CFG_HOSTPORT,
- * which must be NUL-terminated: it is copied into a small static table of host strings (16 distinct hosts per
- * process) that lives as long as the process too.
+ * which must be NUL-terminated: it is copied into a buffer of CFG_HOST_MAX bytes that the caller owns.
  *
  * Each option takes its value from one source, the strongest present — the last flag, else a non-empty
  * environment variable, else the default — and only that value is validated. For CFG_INT and CFG_DURATION,
@@ -25,6 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define CFG_HOST_MAX 256 /* host buffer of a CFG_HOSTPORT, NUL included */
+
 typedef enum {
     CFG_STRING,   /* dst: const char **; min = minimum length (0: empty allowed), max unused */
     CFG_INT,      /* dst: int64_t *; whole number in [min, max] */
@@ -33,7 +34,7 @@ typedef enum {
                      number of ms ("1.5s", not "1.0005s"); no sign, spaces or other units. */
     CFG_ENUM,     /* dst: int *; index into `allowed`, a "|"-separated list such as "text|json" (exact match) */
     CFG_BOOL,     /* dst: bool *; "1|true|yes|on" / "0|false|no|off" in any case; a bare flag means true */
-    CFG_HOSTPORT, /* dst: const char ** (host part, "0.0.0.0" when empty) and the port in the int64_t at dst2; "host:port", ":port",
+    CFG_HOSTPORT, /* dst: char[CFG_HOST_MAX] (host part, "0.0.0.0" when empty) and the port in the int64_t at dst2; "host:port", ":port",
                      "[v6addr]:port"; the port as CFG_PORT (min 0 allows 0) */
     CFG_PORT,     /* dst: int64_t *; 1..65535 (0 allowed when min is 0) */
 } cfg_kind;

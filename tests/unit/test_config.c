@@ -14,7 +14,8 @@
 #include "iac/config.h"
 
 typedef struct {
-    const char *endpoint, *token, *name, *listen_host;
+    const char *endpoint, *token, *name;
+    char listen_host[CFG_HOST_MAX];
     int64_t     slots, ttl, listen_port, server_port, retries;
     int         log_format, log_level;
     bool        dry_run;
@@ -43,7 +44,7 @@ static void make_table(conf *c, cfg_option o[O_N])
                        .def = "text", .allowed = "text|json", .help = "log line format" },
         [O_LEVEL] = { .env = "IAC_AGENT_LOG_LEVEL", .flag = "log-level", .kind = CFG_ENUM, .dst = &c->log_level,
                       .def = "info", .allowed = "debug|info|warn|error", .what = "log level", .help = "minimum level" },
-        [O_LISTEN] = { .env = "IAC_AGENT_LISTEN", .flag = "listen", .kind = CFG_HOSTPORT, .dst = &c->listen_host,
+        [O_LISTEN] = { .env = "IAC_AGENT_LISTEN", .flag = "listen", .kind = CFG_HOSTPORT, .dst = c->listen_host,
                        .dst2 = &c->listen_port, .def = "0.0.0.0:9180", .min = 1, .what = "listen address",
                        .help = "status server address" },
         [O_PORT] = { .env = "SERVER_PORT", .flag = "server-port", .kind = CFG_PORT, .dst = &c->server_port,
@@ -389,16 +390,17 @@ static void hostport_values_and_messages(void **state)
         assert_string_equal(err, want);
     }
 
-    /* The host stays valid after its source is gone, and the same host is always the same string. */
+    /* The host is copied into the caller's buffer: it stays valid after its source is gone. */
     char src[] = "10.1.2.3:80";
     argv[2] = src;
     conf c1, c2;
     assert_int_equal(parse(&c1, 3, argv, envp, err, sizeof err), CFG_OK);
     memset(src, 'x', sizeof src - 1);
     assert_string_equal(c1.listen_host, "10.1.2.3");
-    argv[2] = "10.1.2.3:81";
+    argv[2] = "10.1.2.4:81";
     assert_int_equal(parse(&c2, 3, argv, envp, err, sizeof err), CFG_OK);
-    assert_ptr_equal(c1.listen_host, c2.listen_host);
+    assert_string_equal(c2.listen_host, "10.1.2.4");
+    assert_string_equal(c1.listen_host, "10.1.2.3");
 }
 
 /* Ports: 1..65535, or 0..65535 when the table's minimum is 0. */
