@@ -1,0 +1,608 @@
+/* agent.c — the agent's lifecycle state machine; see agent.h.
+ *
+ * The story, in order: agent_register → on_registered → agent_fetch_creds → on_creds → agent_connect →
+ * cc_opened (heartbeat at once, then every 10 s) … cc_closed → agent_connect again after a jittered backoff, or
+ * agent_register after a 403, or the token path after a 401. SIGTERM: agent_drain(exit) → a last heartbeat that
+ * says "draining" → clean close → agent_finish. Every libuv handle of the struct is closed in agent_finish, so the
+ * loop returns by itself. */
+#include "agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "creds.h"
+#include "heartbeat.h"
+#include "iac/json.h"
+#include "iac/log.h"
+#include "iac/strbuf.h"
+#include "status.h"
+
+#define HEARTBEAT_INTERVAL_MS 10000
+#define HEARTBEAT_COALESCE_MS 20      /* slot changes within this window share one heartbeat (bound: 100 ms) */
+#define CREDS_INTERVAL_MS (5 * 60 * 1000)
+#define RETRY_BASE_MS 500
+#define RETRY_CAP_MS 30000
+#define EXIT_FLUSH_MS 600             /* longest wait for the last heartbeat and close handshake on exit */
+
+enum { CREDS_INITIAL = 0, CREDS_PERIODIC, CREDS_COMMAND };
+
+static void agent_register(agent *a);
+static void agent_connect(agent *a);
+static void agent_finish_soon(agent *a);
+static void agent_finish(agent *a);
+static void agent_fetch_creds(agent *a, int why);
+
+int64_t agent_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *agent_phase_name(agent_phase p)
+{
+    static const char *const names[] = { "registering", "fetching_credentials", "connecting", "connected",
+                                         "stopping" };
+    return (unsigned)p < sizeof names / sizeof names[0] ? names[p] : "unknown";
+}
+
+bool agent_ready(const agent *a) { return a->registered && a->phase == AGENT_CONNECTED; }
+
+static void agent_save(agent *a)
+{
+    int rc = store_save(a->opt->data_dir, &a->store);
+    if (rc < 0)
+        log_error("agent", "cannot save state in %s: %s (the slot table is kept in memory)", a->opt->data_dir,
+                  strerror(-rc));
+}
+
+/* ---- heartbeats -------------------------------------------------------------------------------------------- */
+
+static void agent_heartbeat(agent *a)
+{
+    if (!cc_is_open(a->cc))
+        return;
+    heartbeat_frame f;
+    heartbeat_build(&f, &a->store.slots, a->draining, agent_now_ms() / 1000, heartbeat_mem_usage(), IAC_VERSION);
+    if (cc_send(a->cc, &f.msg) == 0)
+        a->n.heartbeats_sent++;
+    else
+        log_warn("agent", "heartbeat not sent: the C&C queue is full or closed");
+}
+
+static void on_hb_timer(uv_timer_t *t) { agent_heartbeat(t->data); }
+
+/* Every slot or state change: persist, and tell the plane within HEARTBEAT_COALESCE_MS. */
+static void agent_state_changed(agent *a)
+{
+    agent_save(a);
+    if (!uv_is_active((uv_handle_t *)&a->hb_soon_timer))
+        uv_timer_start(&a->hb_soon_timer, on_hb_timer, HEARTBEAT_COALESCE_MS, 0);
+}
+
+/* ---- retries ----------------------------------------------------------------------------------------------- */
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    agent *a = t->data;
+    void (*step)(agent *) = a->retry_step;
+    a->retry_step = NULL;
+    if (step && a->phase != AGENT_STOPPING)
+        step(a);
+}
+
+static void agent_retry(agent *a, backoff *b, void (*step)(agent *))
+{
+    uint64_t delay = backoff_next(b);
+    a->retry_step = step;
+    uv_timer_start(&a->retry_timer, on_retry_timer, delay, 0);
+    log_debug("agent", "next attempt in %" PRIu64 " ms", delay);
+}
+
+/* ---- the token ------------------------------------------------------------------------------------------- */
+
+/* The plane answered 401 at `where`. With a token file, a changed token is tried at once and an unchanged one
+ * after a backoff (a rotated Secret may not have reached the pod yet); without one the agent cannot recover:
+ * exit 3 with the cause, never a silent loop (ref §8 entry 41). */
+static void agent_token_rejected(agent *a, const char *where, const char *detail, void (*retry)(agent *))
+{
+    a->n.token_rejections++;
+    if (!a->opt->token_file) {
+        log_error("agent", "the control plane rejected the pool token (HTTP 401 at %s: %s): the token was revoked, "
+                  "expired or is wrong; set IAC_AGENT_TOKEN to a valid pool token, or IAC_AGENT_TOKEN_FILE so that "
+                  "a rotated token is picked up; exiting with status 3", where, detail);
+        a->exit_code = 3;
+        agent_finish_soon(a);
+        return;
+    }
+    char err[512];
+    int rc = agent_options_reload_token(a->opt, err, sizeof err);
+    if (rc == 1) {
+        log_info("agent", "the control plane rejected the pool token (HTTP 401 at %s); re-read %s: trying the new "
+                 "token", where, a->opt->token_file);
+        retry(a);
+        return;
+    }
+    log_warn("agent", "the control plane rejected the pool token (HTTP 401 at %s: %s); %s; retrying until %s "
+             "holds a valid token", where, detail, rc == 0 ? "the token file still holds the same token" : err,
+             a->opt->token_file);
+    agent_retry(a, &a->reg_backoff, retry);
+}
+
+/* A short, secret-free description of an HTTP failure for logs. */
+static void http_failure(const httpc_response *r, char *out, size_t outlen)
+{
+    if (r->error != HTTPC_OK)
+        snprintf(out, outlen, "%s", r->errmsg);
+    else
+        snprintf(out, outlen, "HTTP %ld: %.200s", r->status, r->body);
+}
+
+/* ---- registration (ref E1) ------------------------------------------------------------------------------ */
+
+static void on_registered(const httpc_response *r, void *arg)
+{
+    agent *a = arg;
+    a->reg_call = NULL;
+    char detail[512];
+    if (r->error == HTTPC_OK && r->status == 401) {
+        http_failure(r, detail, sizeof detail);
+        agent_token_rejected(a, "registration", detail, agent_register);
+        return;
+    }
+    const char *agent_id = NULL, *pool_id = NULL;
+    cJSON *root = NULL;
+    if (r->error == HTTPC_OK && r->status >= 200 && r->status < 300) {
+        root = json_parse_object(r->body, r->body_len, detail, sizeof detail);
+        if (root && (json_get_string(root, "agent_id", true, &agent_id, detail, sizeof detail) < 0 ||
+                     json_get_string(root, "pool_id", true, &pool_id, detail, sizeof detail) < 0))
+            agent_id = NULL;
+        if (agent_id && (!agent_id[0] || strlen(agent_id) >= STORE_ID_MAX || strlen(pool_id) >= STORE_ID_MAX)) {
+            snprintf(detail, sizeof detail, "agent_id or pool_id empty or too long");
+            agent_id = NULL;
+        }
+    } else {
+        http_failure(r, detail, sizeof detail);
+    }
+    if (!agent_id) {
+        a->n.registration_errors++;
+        log_warn("agent", "registration at %s failed: %s", a->base_url, detail);
+        cJSON_Delete(root);
+        agent_retry(a, &a->reg_backoff, agent_register);
+        return;
+    }
+    store_set_identity(&a->store, agent_id, pool_id);
+    cJSON_Delete(root);
+    a->registered = true;
+    a->n.registrations++;
+    backoff_reset(&a->reg_backoff);
+    agent_save(a);
+    log_info("agent", "registered as %s in pool %s", a->store.agent_id, a->store.pool_id);
+    a->phase = AGENT_FETCHING_CREDS;
+    agent_fetch_creds(a, CREDS_INITIAL);
+}
+
+static void agent_register(agent *a)
+{
+    if (a->phase == AGENT_STOPPING || a->reg_call)
+        return;
+    a->phase = AGENT_REGISTERING;
+    a->registered = false;
+    char url[700], body[256];
+    strbuf name = STRBUF_INIT;
+    strbuf_json_escape(&name, a->opt->name, strlen(a->opt->name));
+    snprintf(url, sizeof url, "%s/api/v1/agents/register", a->base_url);
+    snprintf(body, sizeof body, "{\"name\":\"%s\"}", name.data ? name.data : "");
+    strbuf_free(&name);
+    httpc_req req = { "POST", url, a->opt->token, body, strlen(body), HTTPC_PLAIN };
+    a->reg_call = httpc_request(a->http, &req, on_registered, a);
+    if (!a->reg_call)
+        agent_retry(a, &a->reg_backoff, agent_register);
+}
+
+/* ---- registry credentials (ref E2, §1.5) -------------------------------------------------------------- */
+
+static void agent_send_credentials_refreshed(agent *a, int count)
+{
+    proto_msg m = { .type = MSG_CREDENTIALS_REFRESHED };
+    m.u.credentials_refreshed.agent_id = a->store.agent_id;
+    m.u.credentials_refreshed.pool_id = a->store.pool_id;
+    m.u.credentials_refreshed.timestamp = agent_now_ms() / 1000;
+    m.u.credentials_refreshed.count = count;
+    cc_send(a->cc, &m);
+}
+
+static void on_creds(const httpc_response *r, void *arg)
+{
+    agent *a = arg;
+    int why = a->creds_why;
+    a->creds_call = NULL;
+    char err[512];
+    int count = 0;
+    if (r->error == HTTPC_OK && r->status >= 200 && r->status < 300) {
+        int rc = creds_apply(getenv("HOME"), r->body, r->body_len, why == CREDS_COMMAND, &count, err, sizeof err);
+        if (rc < 0)
+            log_warn("agent", "registry credentials not updated: %s", err);
+        else if (rc != CREDS_UNCHANGED)
+            log_info("agent", "registry credentials %s (%d host%s)", rc == CREDS_DELETED ? "removed" : "written",
+                     count, count == 1 ? "" : "s");
+        a->n.credentials_refreshes++;
+        if (why == CREDS_COMMAND)
+            agent_send_credentials_refreshed(a, count);
+    } else {
+        http_failure(r, err, sizeof err);
+        log_warn("agent", "registry credentials not fetched (the next refresh retries): %s", err);
+    }
+    if (why == CREDS_INITIAL && a->phase == AGENT_FETCHING_CREDS)
+        agent_connect(a);
+}
+
+static void agent_fetch_creds(agent *a, int why)
+{
+    if (a->creds_call) {
+        if (why == CREDS_COMMAND) /* answer the command when the call in flight completes */
+            a->creds_why = CREDS_COMMAND;
+        return;
+    }
+    char url[700];
+    snprintf(url, sizeof url, "%s/api/v1/agents/pool/secrets", a->base_url);
+    httpc_req req = { "GET", url, a->opt->token, NULL, 0, HTTPC_PLAIN };
+    a->creds_why = why;
+    a->creds_call = httpc_request(a->http, &req, on_creds, a);
+    if (!a->creds_call && why == CREDS_INITIAL)
+        agent_connect(a);
+}
+
+static void on_creds_timer(uv_timer_t *t)
+{
+    agent *a = t->data;
+    if (a->registered)
+        agent_fetch_creds(a, CREDS_PERIODIC);
+}
+
+/* ---- C&C ------------------------------------------------------------------------------------------------- */
+
+static void agent_connect(agent *a)
+{
+    if (a->phase == AGENT_STOPPING)
+        return;
+    if (!a->registered) {
+        agent_register(a);
+        return;
+    }
+    a->phase = AGENT_CONNECTING;
+    int rc = cc_connect(a->cc, a->opt->https, a->opt->endpoint, (int)a->opt->cc_port, a->store.agent_id,
+                        a->opt->token);
+    if (rc != 0) {
+        log_warn("agent", "cannot start the C&C connection (error %d)", rc);
+        agent_retry(a, &a->cc_backoff, agent_connect);
+    }
+}
+
+static void cc_opened(void *arg)
+{
+    agent *a = arg;
+    if (a->phase == AGENT_STOPPING)
+        return;
+    a->phase = AGENT_CONNECTED;
+    a->refused_403 = 0;
+    if (a->n.connects++)
+        a->n.reconnects++;
+    backoff_reset(&a->cc_backoff);
+    log_info("agent", "C&C connected to %s:%lld as %s", a->opt->endpoint, (long long)a->opt->cc_port,
+             a->store.agent_id);
+    agent_heartbeat(a);
+    uv_timer_start(&a->hb_timer, on_hb_timer, HEARTBEAT_INTERVAL_MS, HEARTBEAT_INTERVAL_MS);
+}
+
+static void cc_closed(int http_status, const char *reason, void *arg)
+{
+    agent *a = arg;
+    bool was_open = a->phase == AGENT_CONNECTED;
+    uv_timer_stop(&a->hb_timer);
+    if (a->phase == AGENT_STOPPING || a->exiting) {
+        agent_finish_soon(a);
+        return;
+    }
+    a->phase = AGENT_CONNECTING;
+    if (http_status == 401) {
+        agent_token_rejected(a, "the C&C handshake", reason, agent_connect);
+        return;
+    }
+    if (http_status == 403) {
+        /* The plane no longer knows this agent id (its row was deleted after 5 minutes offline, or the plane lost
+         * its data): register again for a new id (ref §8 entry 41). A second 403 in a row waits first, so that a
+         * plane that refuses every id is not hammered. */
+        a->registered = false;
+        log_info("agent", "the control plane does not know agent %s (HTTP 403 on the C&C handshake); registering "
+                 "again", a->store.agent_id);
+        if (a->refused_403++ == 0)
+            agent_register(a);
+        else
+            agent_retry(a, &a->cc_backoff, agent_register);
+        return;
+    }
+    if (was_open)
+        log_warn("agent", "C&C connection lost (%s); reconnecting", reason);
+    else
+        log_info("agent", "C&C connection failed (%s)", reason);
+    agent_retry(a, &a->cc_backoff, agent_connect);
+}
+
+static void cc_drained(void *arg) { (void)arg; }
+
+/* ---- tasks offered by the plane (execution lands with the plan pipeline) --------------------------------- */
+
+/* Returns the task to the queue so that any plane re-dispatches it (DESIGN §4.2 rejection rule). */
+static void on_returned(const httpc_response *r, void *arg)
+{
+    (void)arg;
+    if (r->error != HTTPC_OK || r->status >= 300) {
+        char detail[512];
+        http_failure(r, detail, sizeof detail);
+        log_warn("agent", "could not return a rejected task to the queue: %s", detail);
+    }
+}
+
+static void agent_reject(agent *a, uint64_t task_id, task_action action, const char *reason)
+{
+    a->n.tasks[TASK_OUTCOME_REJECTED]++;
+    log_info("agent", "task %" PRIu64 " (%s) rejected: %s", task_id, slots_action_name(action), reason);
+    proto_msg m = { .type = MSG_TASK_REJECTED };
+    m.u.task_rejected.task_id = task_id;
+    m.u.task_rejected.action = (char *)slots_action_name(action);
+    m.u.task_rejected.reason = (char *)reason;
+    cc_send(a->cc, &m);
+    char url[700], body[128];
+    snprintf(url, sizeof url, "%s/api/v1/agents/tasks/%" PRIu64 "/status", a->base_url, task_id);
+    snprintf(body, sizeof body, "{\"status\":\"%s\"}", action == ACTION_APPLY ? "apply_pending" : "pending");
+    httpc_req req = { "PUT", url, a->opt->token, body, strlen(body), HTTPC_RETRYING };
+    httpc_request(a->http, &req, on_returned, a);
+}
+
+static void agent_on_run_task(agent *a, const proto_run_task *rt)
+{
+    task_action action = slots_action_parse(rt->action);
+    task_type type = TASK_TYPE_NONE;
+    if (rt->task_type)
+        slots_type_parse(rt->task_type, &type);
+    int where = slots_find(&a->store.slots, rt->task_id);
+    if (where >= 0 && a->store.slots.s[where].status == SLOT_RUNNING) {
+        log_info("agent", "task %" PRIu64 " is already running in slot %d; duplicate run_task ignored", rt->task_id,
+                 where);
+        return;
+    }
+    if (a->draining) {
+        agent_reject(a, rt->task_id, action, "agent is draining");
+        return;
+    }
+    (void)type;
+    agent_reject(a, rt->task_id, action, "this agent build does not execute tasks yet");
+}
+
+static void cc_message(const proto_msg *m, void *arg)
+{
+    agent *a = arg;
+    switch (m->type) {
+    case MSG_RUN_TASK:
+        agent_on_run_task(a, &m->u.run_task);
+        break;
+    case MSG_REFRESH_CREDENTIALS:
+        agent_fetch_creds(a, CREDS_COMMAND);
+        break;
+    case MSG_RELEASE_RESERVATION:
+        if (slots_find(&a->store.slots, m->u.task_ref.task_id) == 0 &&
+            a->store.slots.s[0].status == SLOT_RESERVED)
+            agent_release_reservation(a, "release_reservation from the control plane");
+        break;
+    case MSG_DRAIN:
+        agent_drain(a, false);
+        break;
+    case MSG_UNDRAIN:
+        agent_undrain(a);
+        break;
+    case MSG_CANCEL_TASK:
+        log_debug("agent", "cancel_task for task %" PRIu64 ": not running here", m->u.task_ref.task_id);
+        break;
+    default:
+        log_debug("agent", "ignored C&C message of type %s", m->type_name ? m->type_name : "?");
+        break;
+    }
+}
+
+/* ---- draining and exit ----------------------------------------------------------------------------------- */
+
+static void on_close_handle(uv_handle_t *h)
+{
+    agent *a = h->data;
+    a->handles_open--;
+}
+
+static void agent_finish(agent *a)
+{
+    if (a->phase == AGENT_STOPPING && !a->http)
+        return;
+    a->phase = AGENT_STOPPING;
+    if (a->reg_call)
+        httpc_cancel(a->reg_call);
+    if (a->creds_call)
+        httpc_cancel(a->creds_call);
+    a->reg_call = a->creds_call = NULL;
+    httpc_free(a->http);
+    a->http = NULL;
+    cc_free(a->cc);
+    a->cc = NULL;
+    status_stop(a);
+    uv_handle_t *handles[] = { (uv_handle_t *)&a->retry_timer, (uv_handle_t *)&a->hb_timer,
+                               (uv_handle_t *)&a->hb_soon_timer, (uv_handle_t *)&a->creds_timer,
+                               (uv_handle_t *)&a->exit_timer, (uv_handle_t *)&a->sig_term,
+                               (uv_handle_t *)&a->sig_int };
+    for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
+        if (!uv_is_closing(handles[i]))
+            uv_close(handles[i], on_close_handle);
+    log_info("agent", "stopped");
+}
+
+static void on_exit_timer(uv_timer_t *t) { agent_finish(t->data); }
+
+/* Finishing frees the C&C session and the HTTP client; never do that from inside their own callbacks. */
+static void agent_finish_soon(agent *a)
+{
+    if (a->phase == AGENT_STOPPING)
+        return;
+    uv_timer_start(&a->exit_timer, on_exit_timer, 0, 0);
+}
+
+/* Idle and asked to exit: one last heartbeat that says "draining", then a clean close (bounded in time). */
+static void agent_exit_when_idle(agent *a)
+{
+    uv_timer_stop(&a->retry_timer);
+    a->retry_step = NULL;
+    if (a->reg_call) {
+        httpc_cancel(a->reg_call);
+        a->reg_call = NULL;
+    }
+    if (!cc_is_open(a->cc)) {
+        agent_finish_soon(a);
+        return;
+    }
+    agent_heartbeat(a);
+    cc_close(a->cc);
+    uv_timer_start(&a->exit_timer, on_exit_timer, EXIT_FLUSH_MS, 0);
+}
+
+void agent_drain(agent *a, bool exit)
+{
+    if (exit && a->exiting) {
+        log_warn("agent", "second stop request: exiting now");
+        agent_finish_soon(a);
+        return;
+    }
+    if (!a->draining)
+        log_info("agent", "draining: no new tasks are accepted%s", exit ? "; exiting when idle" : "");
+    a->draining = true;
+    a->store.slots.draining = true;
+    if (exit) {
+        a->exiting = true;
+        slots_summary sum;
+        slots_summarize(&a->store.slots, &sum);
+        if (sum.running == 0) {
+            agent_exit_when_idle(a);
+            return;
+        }
+    }
+    agent_state_changed(a);
+}
+
+bool agent_undrain(agent *a)
+{
+    if (a->exiting)
+        return false;
+    if (a->draining)
+        log_info("agent", "undrained: accepting tasks again");
+    a->draining = false;
+    a->store.slots.draining = false;
+    agent_state_changed(a);
+    return true;
+}
+
+uint64_t agent_release_reservation(agent *a, const char *why)
+{
+    slot *s0 = &a->store.slots.s[0];
+    if (s0->status != SLOT_RESERVED)
+        return 0;
+    uint64_t task_id = s0->task_id;
+    slots_release(&a->store.slots, task_id, agent_now_ms());
+    log_info("agent", "slot 0 reservation for task %" PRIu64 " released: %s", task_id, why);
+    agent_state_changed(a);
+    return task_id;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    agent *a = s->data;
+    log_info("agent", "received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    agent_drain(a, true);
+}
+
+/* ---- set-up ---------------------------------------------------------------------------------------------- */
+
+int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t errlen)
+{
+    memset(a, 0, sizeof *a);
+    a->loop = loop;
+    a->opt = opt;
+    a->started_ms = agent_now_ms();
+    snprintf(a->base_url, sizeof a->base_url, "%s://%s:%lld", opt->https ? "https" : "http", opt->endpoint,
+             (long long)opt->server_port);
+    slots_init(&a->store.slots, (int)opt->slots, a->started_ms);
+    char msg[1024];
+    int rc = store_load(opt->data_dir, &a->store, msg, sizeof msg);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s", msg);
+        return -1;
+    }
+    if (rc == STORE_CORRUPT)
+        log_error("agent", "%s", msg);
+    if (a->store.slots.s[0].status == SLOT_RESERVED)
+        log_info("agent", "slot 0 is still reserved for task %" PRIu64 " from before the restart",
+                 a->store.slots.s[0].task_id);
+    if (a->store.n_interrupted)
+        log_warn("agent", "%d task(s) were running when the agent stopped; they are kept to be reported as failed",
+                 a->store.n_interrupted);
+    uint64_t seed = (uint64_t)a->started_ms ^ ((uint64_t)getpid() << 32);
+    backoff_init(&a->reg_backoff, RETRY_BASE_MS, RETRY_CAP_MS, seed);
+    backoff_init(&a->cc_backoff, RETRY_BASE_MS, RETRY_CAP_MS, seed * 2654435761u + 1);
+    httpc_opts hopts = { .ca_file = opt->ssl_cert_file };
+    a->http = httpc_new(loop, &hopts);
+    static const cc_handlers h = { cc_opened, cc_closed, cc_message, cc_drained };
+    a->cc = a->http ? cc_new(loop, &h, a) : NULL;
+    if (!a->http || !a->cc) {
+        snprintf(err, errlen, "cannot initialise the %s client", a->http ? "WebSocket" : "HTTP");
+        httpc_free(a->http);
+        a->http = NULL;
+        return -1;
+    }
+    uv_timer_t *timers[] = { &a->retry_timer, &a->hb_timer, &a->hb_soon_timer, &a->creds_timer, &a->exit_timer };
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = a;
+        a->handles_open++;
+    }
+    uv_signal_init(loop, &a->sig_term);
+    uv_signal_init(loop, &a->sig_int);
+    a->sig_term.data = a->sig_int.data = a;
+    a->handles_open += 2;
+    return 0;
+}
+
+int agent_start(agent *a, char *err, size_t errlen)
+{
+    if (status_start(a, err, errlen) < 0) {
+        agent_finish(a); /* closes the handles; the caller runs the loop to let them close */
+        return -1;
+    }
+    uv_signal_start(&a->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&a->sig_int, on_signal, SIGINT);
+    uv_timer_start(&a->creds_timer, on_creds_timer, CREDS_INTERVAL_MS, CREDS_INTERVAL_MS);
+    log_info("agent", "iac-agent %s starting: %lld slots, control plane %s (C&C port %lld), data %s", IAC_VERSION,
+             (long long)a->opt->slots, a->base_url, (long long)a->opt->cc_port, a->opt->data_dir);
+    agent_register(a);
+    return 0;
+}
+
+void agent_dispose(agent *a)
+{
+    if (a->http)
+        httpc_free(a->http);
+    cc_free(a->cc);
+    a->http = NULL;
+    a->cc = NULL;
+}
