@@ -336,8 +336,6 @@ static void cc_closed(int http_status, const char *reason, void *arg)
     agent_retry(a, &a->cc_backoff, agent_connect);
 }
 
-static void cc_drained(void *arg) { (void)arg; }
-
 /* ---- tasks offered by the plane (execution lands with the plan pipeline) --------------------------------- */
 
 /* Returns the task to the queue so that any plane re-dispatches it (DESIGN §4.2 rejection rule). */
@@ -370,21 +368,14 @@ static void agent_reject(agent *a, uint64_t task_id, task_action action, const c
 static void agent_on_run_task(agent *a, const proto_run_task *rt)
 {
     task_action action = slots_action_parse(rt->action);
-    task_type type = TASK_TYPE_NONE;
-    if (rt->task_type)
-        slots_type_parse(rt->task_type, &type);
     int where = slots_find(&a->store.slots, rt->task_id);
     if (where >= 0 && a->store.slots.s[where].status == SLOT_RUNNING) {
         log_info("agent", "task %" PRIu64 " is already running in slot %d; duplicate run_task ignored", rt->task_id,
                  where);
         return;
     }
-    if (a->draining) {
-        agent_reject(a, rt->task_id, action, "agent is draining");
-        return;
-    }
-    (void)type;
-    agent_reject(a, rt->task_id, action, "this agent build does not execute tasks yet");
+    agent_reject(a, rt->task_id, action,
+                 a->draining ? "agent is draining" : "this agent build does not execute tasks yet");
 }
 
 static void cc_message(const proto_msg *m, void *arg)
@@ -562,7 +553,7 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
     backoff_init(&a->cc_backoff, RETRY_BASE_MS, RETRY_CAP_MS, seed * 2654435761u + 1);
     httpc_opts hopts = { .ca_file = opt->ssl_cert_file };
     a->http = httpc_new(loop, &hopts);
-    static const cc_handlers h = { cc_opened, cc_closed, cc_message, cc_drained };
+    static const cc_handlers h = { cc_opened, cc_closed, cc_message, NULL };
     a->cc = a->http ? cc_new(loop, &h, a) : NULL;
     if (!a->http || !a->cc) {
         snprintf(err, errlen, "cannot initialise the %s client", a->http ? "WebSocket" : "HTTP");

@@ -91,8 +91,8 @@ int main(int argc, char **argv)
         status = a.exit_code;
     }
     agent_dispose(&a);
-    /* Whatever a library still has open is closed by walking the loop; then the loop can be closed. */
-    uv_run(&loop, UV_RUN_NOWAIT);
+    /* Freeing an lws context on a foreign loop takes several loop turns: run until every handle is closed. */
+    uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         log_debug("main", "loop closed with handles still open");
     agent_options_free(&opt);
