@@ -19,13 +19,11 @@
  *   - If the bind fails inside lws_create_context() on a foreign loop, lws leaves uv handles on the loop that
  *     point into freed memory, and the loop crashes on its next turn. So the context is created without a
  *     listener and the vhost added with lws_create_vhost(), whose failure leaves a sound context to dispose of.
- *   - With a foreign libuv loop, lws_context_destroy() must be called twice: the first call closes lws's uv
- *     handles (and the close callbacks of those handles close more handles), the second — which must come after
- *     every one of them has finished closing — frees the context. https_free() therefore only marks the server;
- *     an idle handle does the first call on the next loop turn (so https_free is safe inside the handler) and the
- *     second once the loop has no closing handle left, then frees the server in its own close callback.
- *   - Without fd_limit_per_thread, lws sizes its fd tables from `ulimit -n` (megabytes in some containers); with
- *     it, lws switches to a small table searched linearly, which also accepts fd numbers above the limit.
+ *   - Destroying a context on a foreign loop takes several loop turns (common/lwsloop.c). https_free() marks the
+ *     server (no more handler calls) and hands the context to lwsloop_destroy(), which is safe inside the handler;
+ *     the server itself is freed once the context is, as lws's closing callbacks still reach it.
+ *   - With fd_limit_per_thread set (lwsloop_create), lws keeps a small fd table searched linearly, which also
+ *     accepts fd numbers above the limit.
  *   - A request body is read only when announced by Content-Length; LWS_CALLBACK_HTTP_BODY_COMPLETION never comes
  *     for a body-less request, so the handler runs straight from LWS_CALLBACK_HTTP then. lws does not decode
  *     chunked request bodies (the request just stalls): those get 411 and the connection is closed.
@@ -46,6 +44,8 @@
 
 #include <libwebsockets.h>
 
+#include "iac/lwsloop.h"
+
 #define HTTPS_DEFAULT_MAX_BODY (1u << 20)
 #define HTTPS_CHUNK            16384 /* bytes per body write; also lws's tx_packet_size */
 #define HTTPS_FD_LIMIT         256
@@ -60,8 +60,6 @@ struct https_server {
     size_t              max_body;
     int                 port;
     bool                closing;    /* https_free() was called: no more handler calls */
-    int                 reap_stage; /* 0: destroy not started; 1: waiting for lws's handles to close */
-    uv_idle_t           reaper;
 };
 
 typedef enum { CONN_IDLE = 0, CONN_BODY, CONN_REPLY } conn_state;
@@ -433,19 +431,17 @@ https_server *https_listen(uv_loop_t *loop, const https_opts *opts, char *err, s
     s->max_body = opts->max_body ? opts->max_body : HTTPS_DEFAULT_MAX_BODY;
 
     /* The context first, without a listener; the vhost after it (see the top comment). */
-    void *loops[] = { loop };
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     if (!opts->host || !strchr(opts->host, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6; /* an IPv4 address (or all of them) */
-    info.foreign_loops = loops;
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = https_protocols;
     info.user = s;
     info.fd_limit_per_thread = HTTPS_FD_LIMIT;
     info.pt_serv_buf_size = HTTPS_SERV_BUF;
-    s->ctx = lws_create_context(&info);
+    s->ctx = lwsloop_create(loop, &info);
     if (!s->ctx) {
         if (err && errlen)
             snprintf(err, errlen, "cannot listen on %s:%d: libwebsockets could not initialise",
@@ -453,8 +449,6 @@ https_server *https_listen(uv_loop_t *loop, const https_opts *opts, char *err, s
         free(s);
         return NULL;
     }
-    uv_idle_init(loop, &s->reaper);
-    s->reaper.data = s;
 
     info.iface = opts->host;
     info.port = opts->port;
@@ -470,43 +464,14 @@ https_server *https_listen(uv_loop_t *loop, const https_opts *opts, char *err, s
 
 int https_port(const https_server *s) { return s ? s->port : -1; }
 
-/* Is any handle on the loop still waiting for its close callback? */
-static void count_closing(uv_handle_t *h, void *arg)
-{
-    if (uv_is_closing(h))
-        ++*(int *)arg;
-}
-
-static void reaper_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void reaper_cb(uv_idle_t *h)
-{
-    https_server *s = h->data;
-    if (s->reap_stage == 0) {
-        lws_context_destroy(s->ctx); /* first call: lws starts closing its uv handles */
-        s->reap_stage = 1;
-        return;
-    }
-    int closing = 0;
-    uv_walk(s->loop, count_closing, &closing);
-    if (closing)
-        return; /* lws's close callbacks (and the closes they start) have not all run yet */
-    lws_context_destroy(s->ctx); /* second call: frees the context */
-    s->ctx = NULL;
-    uv_idle_stop(h);
-    uv_close((uv_handle_t *)h, reaper_closed);
-}
-
 void https_free(https_server *s)
 {
     if (!s || s->closing)
         return;
     s->closing = true;
-    s->reaper.data = s;
-    uv_idle_start(&s->reaper, reaper_cb);
+    /* s goes once the context is gone: until then lws's callbacks still reach it. Out of memory, it is leaked. */
+    if (lwsloop_destroy(s->loop, s->ctx, free, s) == 0)
+        s->ctx = NULL;
 }
 
 /* One decoded byte of a query component ('+' is a space, %XY a byte, a stray '%' itself), -1 at end. */

@@ -6,10 +6,11 @@
  * the system store).
  *
  * Why the indirections:
- *   - lws must not be re-entered from inside its own callbacks in ways it does not expect (connecting a new wsi or
- *     destroying the context while a callback of the old one is on the stack). So the connect itself always runs
- *     from a libuv timer (delay 0) — which is what lets on_close call wsc_connect — and a wsc_free() made inside a
- *     callback only marks the wsc; the same timer destroys the context once the lws callback has returned.
+ *   - lws must not be re-entered from inside its own callbacks in ways it does not expect (connecting a new wsi
+ *     while a callback of the old one is on the stack; destroying the context is lwsloop's business). So the
+ *     connect itself always runs from a libuv timer (delay 0) — which is what lets on_close call wsc_connect — and
+ *     a wsc_free() made inside a callback only marks the wsc, which that callback still reads on its way out; the
+ *     same timer frees it once the lws callback has returned.
  *   - The wsi's user pointer is the wsc. Whenever a wsi stops being ours (timeout, free) its user pointer is
  *     cleared, so lws's late callbacks for it (CLOSED, WSI_DESTROY after a libuv handle close) find nothing.
  *   - One writer: messages wait in a bounded FIFO and are written one per CLIENT_WRITEABLE callback.
@@ -26,24 +27,21 @@
  *     close frame and waits for the peer's).
  *   - lws re-arms its libuv timer only while servicing something: a timeout set from outside its callbacks waits
  *     for the next socket event unless lws_cancel_service() wakes the context.
- *   - Destroying a context on a foreign loop takes two lws_context_destroy() calls and closes one fd twice; see
- *     lws_ctx_destroy() below. */
+ *   - Destroying a context on a foreign loop takes two lws_context_destroy() calls and closes one fd twice:
+ *     common/lwsloop.c does it. */
 #include "iac/wsc.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <libwebsockets.h>
+
+#include "iac/lwsloop.h"
 
 #define WSC_DEF_MAX_QUEUE 256
 #define WSC_DEF_MAX_QUEUE_BYTES (4u << 20)
@@ -154,15 +152,11 @@ static const struct lws_protocols wsc_protocols[] = {
 static struct lws_context *context_create(wsc *w, bool tls)
 {
     struct lws_context_creation_info info;
-    void *loops[1] = { w->loop };
 
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = wsc_protocols;
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
-    info.foreign_loops = loops;
     info.fd_limit_per_thread = WSC_FD_LIMIT;
-    info.count_threads = 1;
     if (tls) {
         const char *ca = w->opts.ca_file ? w->opts.ca_file : getenv("SSL_CERT_FILE");
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -170,146 +164,7 @@ static struct lws_context *context_create(wsc *w, bool tls)
             info.client_ssl_ca_filepath = ca;
     }
     /* No extensions: permessage-deflate stays off (ref §3.1). */
-    return lws_create_context(&info);
-}
-
-/* Destroying a context. Two defects of lws 4.1.6 on a foreign libuv loop shape this:
- *
- *  1. The first lws_context_destroy() closes every wsi and, from their libuv close callbacks, lws's own timer and
- *     idle handles; nothing makes the second step for a foreign loop (lws_uv_close_cb_sa only does it for lws's
- *     internal loop), so the context would leak. A second lws_context_destroy() frees it, but only after those
- *     close callbacks have run, because they still use the context. A reaper (an idle handle, one call per loop
- *     turn) waits until no handle on the loop is closing any more and then makes the second call.
- *  2. The first call closes the context's event pipe (an eventfd), and the libuv close callback of the pipe's wsi
- *     closes the same number again. Whatever was opened with that number in between — the next context's
- *     /dev/urandom, a socket — is closed under its owner (seen with strace: the TLS context created right after
- *     the plain one lost its random fd and every handshake failed). So the numbers the first call closes are
- *     occupied at once by placeholders (dups of one eventfd of ours, close-on-exec); the stray close hits a
- *     placeholder, and the reaper closes the placeholders that are still ours (same inode) at the end. */
-typedef struct {
-    uv_idle_t           idle;
-    struct lws_context *ctx;
-    int                 ph_src;  /* the eventfd the placeholders are dups of, or -1 */
-    int                *ph;      /* placeholder fd numbers */
-    size_t              n_ph;
-} ctx_reaper;
-
-/* The open fds of the process (in no particular order). 0 or -errno. */
-static int fds_open(int **out, size_t *n)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *de;
-    int *v = NULL, dfd;
-    size_t len = 0, cap = 0;
-
-    if (!d)
-        return -errno;
-    dfd = dirfd(d);
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] < '0' || de->d_name[0] > '9')
-            continue;
-        int fd = atoi(de->d_name);
-        if (fd == dfd)
-            continue;
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            int *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                free(v);
-                closedir(d);
-                return -ENOMEM;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        v[len++] = fd;
-    }
-    closedir(d);
-    *out = v;
-    *n = len;
-    return 0;
-}
-
-static bool fd_in(const int *v, size_t n, int fd)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v[i] == fd)
-            return true;
-    return false;
-}
-
-static bool same_file(int a, int b)
-{
-    struct stat sa, sb;
-    return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-static void reaper_free(ctx_reaper *r)
-{
-    for (size_t i = 0; i < r->n_ph; i++)
-        if (r->ph_src >= 0 && same_file(r->ph[i], r->ph_src))
-            close(r->ph[i]);
-    if (r->ph_src >= 0)
-        close(r->ph_src);
-    free(r->ph);
-    free(r);
-}
-
-static void count_closing(uv_handle_t *h, void *arg)
-{
-    if (uv_is_closing(h))
-        ++*(int *)arg;
-}
-
-static void reaper_closed(uv_handle_t *h)
-{
-    reaper_free(h->data);
-}
-
-static void reaper_cb(uv_idle_t *h)
-{
-    ctx_reaper *r = h->data;
-    int closing = 0;
-
-    uv_walk(h->loop, count_closing, &closing);
-    if (closing)
-        return;
-    lws_context_destroy(r->ctx);
-    uv_idle_stop(h);
-    uv_close((uv_handle_t *)h, reaper_closed);
-}
-
-/* Starts destroying ctx on loop; the reaper finishes. Never called from inside an lws callback. */
-static void lws_ctx_destroy(uv_loop_t *loop, struct lws_context *ctx)
-{
-    ctx_reaper *r = calloc(1, sizeof *r);
-    int *before = NULL, *after = NULL;
-    size_t nb = 0, na = 0;
-    bool snap;
-
-    if (!r || uv_idle_init(loop, &r->idle) != 0) {
-        /* Out of memory: start the destroy and leak the context rather than free it under lws's feet. */
-        free(r);
-        lws_context_destroy(ctx);
-        return;
-    }
-    r->ctx = ctx;
-    r->ph_src = -1;
-    r->idle.data = r;
-
-    snap = fds_open(&before, &nb) == 0;
-    lws_context_destroy(ctx);
-    if (snap && fds_open(&after, &na) == 0) {
-        r->ph = malloc((nb ? nb : 1) * sizeof *r->ph);
-        r->ph_src = eventfd(0, EFD_CLOEXEC);
-        for (size_t i = 0; r->ph && r->ph_src >= 0 && i < nb; i++)
-            if (before[i] != r->ph_src && !fd_in(after, na, before[i]) &&
-                dup3(r->ph_src, before[i], O_CLOEXEC) == before[i])
-                r->ph[r->n_ph++] = before[i];
-    }
-    free(before);
-    free(after);
-    uv_idle_start(&r->idle, reaper_cb);
+    return lwsloop_create(w->loop, &info);
 }
 
 static void context_destroy(wsc *w)
@@ -320,7 +175,9 @@ static void context_destroy(wsc *w)
         lws_set_wsi_user(w->wsi, NULL);
         w->wsi = NULL;
     }
-    lws_ctx_destroy(w->loop, w->ctx);
+    if (lwsloop_destroy(w->loop, w->ctx, NULL, NULL) < 0) {
+        /* Out of memory: the context is leaked. Its wsi no longer reaches w, so w can go on without it. */
+    }
     w->ctx = NULL;
     w->ctx_tls = false;
 }

@@ -16,8 +16,8 @@
  * close frame (returning -1 from a WRITEABLE callback would drop the socket without one). lws_cancel_service()
  * then wakes the context, or lws 4.1 would not look at its timers until its next socket event.
  *
- * Shutdown follows lws 4.1's two-step destroy for a foreign loop (see common/wsc.c): first call, wait until the
- * loop has no closing handles, second call. It only happens when the process exits. */
+ * Shutdown hands the context to lwsloop_destroy() (common/lwsloop.c: lws 4.1 needs several loop turns to destroy a
+ * context on a foreign loop); the server is freed once the context is. It only happens when the process exits. */
 #include "cc.h"
 
 #include <errno.h>
@@ -35,6 +35,7 @@
 
 #include "iac/json.h"
 #include "iac/log.h"
+#include "iac/lwsloop.h"
 #include "iac/proto.h"
 
 #define CC_FD_LIMIT (REG_MAX_AGENTS + 64)
@@ -69,8 +70,7 @@ struct cc_server {
     struct lws_context *ctx;
     int                 port;
     cc_conn            *conns;
-    uv_idle_t           reaper;
-    int                 reap_stage;
+    bool                freed; /* cc_free() was called */
 };
 
 static int64_t now_ns(void)
@@ -407,8 +407,6 @@ static int probe_bind(const char *host, int port)
 
 cc_server *cc_listen(uv_loop_t *loop, const char *host, int port, registry *reg, char *err, size_t errlen)
 {
-    struct lws_context_creation_info info;
-    void *loops[1] = { loop };
     struct lws_vhost *vh;
     cc_server *s;
     int rc;
@@ -424,19 +422,12 @@ cc_server *cc_listen(uv_loop_t *loop, const char *host, int port, registry *reg,
     s->loop = loop;
     s->reg = reg;
 
-    memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
-    if (!strchr(host, ':'))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.foreign_loops = loops;
-    info.iface = host;
-    info.port = port;
-    info.protocols = cc_protocols;
-    info.user = s;
-    info.fd_limit_per_thread = CC_FD_LIMIT;
-    /* no extensions: permessage-deflate stays off, as upstream's upgrader (ref §3.1) */
-
-    s->ctx = lws_create_context(&info);
+    /* No extensions: permessage-deflate stays off, as upstream's upgrader (ref §3.1). */
+    const struct lws_context_creation_info info = {
+        .options = strchr(host, ':') ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6,
+        .iface = host, .port = port, .protocols = cc_protocols, .user = s, .fd_limit_per_thread = CC_FD_LIMIT,
+    };
+    s->ctx = lwsloop_create(loop, &info);
     vh = s->ctx ? lws_get_vhost_by_name(s->ctx, "default") : NULL;
     s->port = vh ? lws_get_vhost_listen_port(vh) : -1;
     if (s->port <= 0) {
@@ -511,41 +502,12 @@ size_t cc_check_liveness(cc_server *s, int64_t now, int64_t timeout_ns)
 
 /* ---- shutdown ---- */
 
-static void count_closing(uv_handle_t *h, void *arg)
-{
-    if (uv_is_closing(h))
-        ++*(int *)arg;
-}
-
-static void reaper_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void reaper_cb(uv_idle_t *h)
-{
-    cc_server *s = h->data;
-    int closing = 0;
-
-    if (s->reap_stage == 0) {
-        lws_context_destroy(s->ctx); /* closes every connection and lws's handles */
-        s->reap_stage = 1;
-        return;
-    }
-    uv_walk(h->loop, count_closing, &closing);
-    if (closing)
-        return;
-    lws_context_destroy(s->ctx); /* frees the context */
-    s->ctx = NULL;
-    uv_idle_stop(h);
-    uv_close((uv_handle_t *)h, reaper_closed);
-}
-
+/* The server is freed with the context: the connections lws closes on the way still reach it. */
 void cc_free(cc_server *s)
 {
-    if (!s)
+    if (!s || s->freed)
         return;
-    uv_idle_init(s->loop, &s->reaper);
-    s->reaper.data = s;
-    uv_idle_start(&s->reaper, reaper_cb);
+    s->freed = true;
+    if (lwsloop_destroy(s->loop, s->ctx, free, s) < 0)
+        log_warn("cc", "out of memory: the C&C server is left as it is");
 }
