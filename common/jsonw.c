@@ -17,6 +17,21 @@ static void jsonw_indent(strbuf *b, int flags, int depth)
         strbuf_puts(b, "  ");
 }
 
+/* Length of the valid UTF-8 sequence at u (at most n bytes), or 0 when it is not one. */
+static size_t jsonw_utf8_len(const unsigned char *u, size_t n)
+{
+    size_t len = u[0] >= 0xF0 && u[0] <= 0xF4 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC2 && u[0] <= 0xDF ? 2 : 0;
+    if (len == 0 || len > n || u[0] > 0xF4)
+        return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((u[k] & 0xC0) != 0x80)
+            return 0;
+    if ((u[0] == 0xE0 && u[1] < 0xA0) || (u[0] == 0xED && u[1] > 0x9F) || (u[0] == 0xF0 && u[1] < 0x90) ||
+        (u[0] == 0xF4 && u[1] > 0x8F))
+        return 0; /* overlong, surrogate or above U+10FFFF */
+    return len;
+}
+
 static void jsonw_string(strbuf *b, const char *s, int flags)
 {
     strbuf_putc(b, '"');
@@ -25,8 +40,15 @@ static void jsonw_string(strbuf *b, const char *s, int flags)
         const unsigned char *u = (const unsigned char *)s + i;
         const char *esc = NULL;
         size_t skip = 1;
+        size_t valid = *u < 0x80 ? 1 : jsonw_utf8_len(u, len - i);
         if ((flags & JSONW_HTML_ESCAPE) && (*u == '<' || *u == '>' || *u == '&'))
             esc = *u == '<' ? "\\u003c" : *u == '>' ? "\\u003e" : "\\u0026";
+        else if (valid == 0)
+            esc = "\\ufffd"; /* Go replaces each invalid byte */
+        else if (valid > 1 && !(u[0] == 0xE2 && u[1] == 0x80 && (u[2] == 0xA8 || u[2] == 0xA9))) {
+            i += valid - 1;
+            continue;
+        }
         else if (u[0] == 0xE2 && i + 2 < len && u[1] == 0x80 && (u[2] == 0xA8 || u[2] == 0xA9))
             esc = u[2] == 0xA8 ? "\\u2028" : "\\u2029", skip = 3;
         if (!esc)
@@ -40,21 +62,36 @@ static void jsonw_string(strbuf *b, const char *s, int flags)
     strbuf_putc(b, '"');
 }
 
+/* Go's float formatting: the shortest text that reads back as the same double, in plain notation unless the
+ * magnitude is below 1e-6 or at least 1e21, where it uses an exponent without leading zeros ("1e-7", "1e+21"). */
 static void jsonw_number(strbuf *b, double d)
 {
     if (!isfinite(d)) {
         strbuf_puts(b, "null");
         return;
     }
-    if (d == floor(d) && fabs(d) < 1e21) {
-        strbuf_printf(b, "%.0f", d);
-        return;
-    }
-    char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) { /* shortest text that reads back as the same double */
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
+    char tmp[64];
+    double a = fabs(d);
+    if (a != 0 && (a < 1e-6 || a >= 1e21)) {
+        for (int prec = 0; prec <= 16; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*e", prec, d);
+            if (strtod(tmp, NULL) == d)
+                break;
+        }
+        char *e = strchr(tmp, 'e');
+        if (e) { /* "e-07" → "e-7" */
+            char *digits = e + 2;
+            char *first = digits;
+            while (*first == '0' && first[1])
+                first++;
+            memmove(digits, first, strlen(first) + 1);
+        }
+    } else {
+        for (int decimals = 0; decimals <= 24; decimals++) {
+            snprintf(tmp, sizeof tmp, "%.*f", decimals, d);
+            if (strtod(tmp, NULL) == d)
+                break;
+        }
     }
     strbuf_puts(b, tmp);
 }

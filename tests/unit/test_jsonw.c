@@ -44,6 +44,21 @@ static void numbers_and_literals(void **state)
 {
     (void)state;
     check("[0,-3,1e3,0.1,1.5,123456789012,true,false,null]", 0, "[0,-3,1000,0.1,1.5,123456789012,true,false,null]");
+    /* Go switches to an exponent below 1e-6 and from 1e21, without leading zeros in it. */
+    check("[0.00001,0.000001,1e-7,-2.5e-9,1e21,1.5e300,123456.789]", 0,
+          "[0.00001,0.000001,1e-7,-2.5e-9,1e+21,1.5e+300,123456.789]");
+}
+
+/* Invalid UTF-8 bytes become U+FFFD escapes, as Go writes them; valid multi-byte text passes through. */
+static void invalid_utf8_is_replaced(void **state)
+{
+    (void)state;
+    cJSON *v = cJSON_CreateString("a\xff\xc3\xa9\xed\xa0\x80z");
+    strbuf b = STRBUF_INIT;
+    jsonw_write(&b, v, 0);
+    assert_string_equal(b.data, "\"a\\ufffd\xc3\xa9\\ufffd\\ufffd\\ufffdz\"");
+    strbuf_free(&b);
+    cJSON_Delete(v);
 }
 
 int main(void)
@@ -52,6 +67,7 @@ int main(void)
         cmocka_unit_test(indents_and_sorts_like_marshal_indent),
         cmocka_unit_test(escapes_like_go),
         cmocka_unit_test(numbers_and_literals),
+        cmocka_unit_test(invalid_utf8_is_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
