@@ -10,7 +10,7 @@
 # Debian packages needed to build and test. One list: `make deps` installs it and .ci/run calls `make deps`.
 DEB_PACKAGES := build-essential pkg-config curl libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
                 libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev libarchive-dev
-PKGS := libuv libwebsockets libcurl libcjson libcrypto
+PKGS := libuv libwebsockets libcurl libcjson libcrypto libarchive
 
 BUILD   ?= build
 SAN     ?=

@@ -9,6 +9,15 @@
  * A request (httpc_call) owns one easy handle for its whole life. A retry removes the handle from the multi,
  * waits on the call's own uv_timer (created on the first retry) and adds the same handle again.
  *
+ * Big bodies. A streamed request body goes through on_read, which holds curl to the announced size (a source
+ * that ends early fails the request instead of leaving the server waiting for bytes that never come) and is
+ * rewound before each new attempt — by us for our retries, by curl (CURLOPT_SEEKFUNCTION) when it resends on a
+ * fresh connection. Every method sends it the same way, as curl's POST with a known size (Content-Length) and
+ * CUSTOMREQUEST naming the real method; CURLOPT_UPLOAD would do for PUT but not for POST. A response body bound
+ * for a file is routed by the status of the response it belongs to, decided at its first byte: a 2xx goes to the
+ * file, anything else to memory. File writes are plain write(2) calls on the loop: local disk, one curl buffer
+ * (at most 16 KiB) at a time.
+ *
  * Lifetimes. libuv handles are freed only in their close callbacks, so every handle we own is counted in
  * c->handles, and a client being freed releases its own memory in the last close callback. Callbacks into the
  * user may call httpc_request(), httpc_cancel() on any call, and httpc_free(): every entry from the loop is
@@ -23,9 +32,13 @@
  * come from curl (which never quotes request headers) with the token redacted should it ever appear. */
 #include "iac/httpc.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -37,6 +50,7 @@
 #define HTTPC_RETRY_BASE_MS      1000u
 #define HTTPC_MAX_ATTEMPTS       4  /* ref §2.3: MaxRetries 3 */
 #define HTTPC_RETRY_CAP          10 /* the wait is capped at 10 × the base */
+#define HTTPC_MAX_REDIRS         10L
 
 typedef struct httpc_sock httpc_sock;
 
@@ -66,6 +80,9 @@ struct httpc_sock {
 
 typedef enum { CALL_RUNNING, CALL_WAITING, CALL_DONE } call_state;
 
+/* Where the response body of the current attempt goes, decided at its first byte (sink_path calls only). */
+typedef enum { SINK_UNDECIDED, SINK_FILE, SINK_MEMORY } sink_route;
+
 struct httpc_call {
     httpc             *c;
     httpc_call        *prev, *next;
@@ -81,6 +98,23 @@ struct httpc_call {
     strbuf             resp;
     bool               too_big, oom;
     bool               has_timer;
+    /* streamed request body */
+    httpc_body_read_fn   body_read;
+    httpc_body_rewind_fn body_rewind;
+    void                *body_arg;
+    int64_t              body_size, body_sent;
+    /* response body to a file */
+    char              *sink_path;
+    int64_t            max_file, sink_len;
+    int                sink_fd;      /* open during an attempt that routes to the file, else -1 */
+    sink_route         route;
+    bool               sink_opened;  /* this attempt opened (and so truncated) the file */
+    bool               sink_touched; /* some attempt did */
+    long               timeout_ms;
+    bool               follow_redirects;
+    const char        *io_error;     /* what failed for HTTPC_E_IO (static text), NULL if nothing */
+    int                io_errno;
+    bool               io_on_sink;   /* io_error concerns sink_path (named in the message) */
     uv_timer_t         retry;
     char               errbuf[CURL_ERROR_SIZE];
 };
@@ -184,10 +218,69 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- one attempt ends ---- */
 
+static bool status_2xx(long status) { return status >= 200 && status <= 299; }
+
+static void io_fail(httpc_call *call, const char *what, int err, bool on_sink)
+{
+    if (!call->io_error) { /* the first failure is the one worth reporting */
+        call->io_error = what;
+        call->io_errno = err;
+        call->io_on_sink = on_sink;
+    }
+}
+
+/* Appends to the sink file, opening (and truncating) it at this attempt's first byte. */
+static bool sink_write(httpc_call *call, const char *p, size_t len)
+{
+    if (call->max_file > 0 && (int64_t)len > call->max_file - call->sink_len) {
+        call->too_big = true;
+        return false;
+    }
+    if (call->sink_fd < 0) {
+        call->sink_fd = open(call->sink_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (call->sink_fd < 0) {
+            io_fail(call, "cannot create", errno, true);
+            return false;
+        }
+        call->sink_opened = call->sink_touched = true;
+        if (fchmod(call->sink_fd, 0644) < 0) { /* exactly 0644, whatever the umask */
+            io_fail(call, "cannot set the mode of", errno, true);
+            return false;
+        }
+    }
+    while (len > 0) {
+        ssize_t w = write(call->sink_fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            io_fail(call, "cannot write", w < 0 ? errno : EIO, true);
+            return false;
+        }
+        p += w;
+        len -= (size_t)w;
+        call->sink_len += w;
+    }
+    return true;
+}
+
+static void sink_close(httpc_call *call)
+{
+    if (call->sink_fd >= 0 && close(call->sink_fd) < 0)
+        io_fail(call, "cannot write", errno, true); /* NFS and friends report late */
+    call->sink_fd = -1;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     httpc_call *call = arg;
     size_t len = size * n;
+    if (call->sink_path && call->route == SINK_UNDECIDED) {
+        long status = 0;
+        curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+        call->route = status_2xx(status) ? SINK_FILE : SINK_MEMORY;
+    }
+    if (call->route == SINK_FILE)
+        return sink_write(call, p, len) ? len : 0;
     if (len > call->c->max_response - call->resp.len) {
         call->too_big = true;
         return 0; /* anything but len aborts the transfer */
@@ -198,6 +291,40 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
         return 0;
     }
     return len;
+}
+
+/* curl asks for the next piece of a streamed body. Held to the announced size both ways: never more than
+ * body_size bytes, and an early end is an error (curl would otherwise stop sending and the server wait on). */
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
+    httpc_call *call = arg;
+    size_t want = size * n;
+    int64_t left = call->body_size - call->body_sent;
+    if (left <= 0)
+        return 0;
+    if ((uint64_t)left < want)
+        want = (size_t)left;
+    size_t got = call->body_read(buf, want, call->body_arg);
+    if (got == HTTPC_BODY_ABORT || got > want) {
+        io_fail(call, "the request body source failed", 0, false);
+        return CURL_READFUNC_ABORT;
+    }
+    if (got == 0) {
+        io_fail(call, "the request body source ended before body_size bytes", 0, false);
+        return CURL_READFUNC_ABORT;
+    }
+    call->body_sent += (int64_t)got;
+    return got;
+}
+
+/* curl resends a body from the start (a reused connection that turned out dead); nothing else is supported. */
+static int on_seek(void *arg, curl_off_t offset, int origin)
+{
+    httpc_call *call = arg;
+    if (offset != 0 || origin != SEEK_SET || !call->body_rewind || call->body_rewind(call->body_arg) != 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    call->body_sent = 0;
+    return CURL_SEEKFUNC_OK;
 }
 
 static void call_unlink(httpc_call *call)
@@ -218,6 +345,7 @@ static void call_memory_free(httpc_call *call)
     free(call->method);
     free(call->url);
     free(call->body);
+    free(call->sink_path);
     if (call->bearer) {
         memset(call->bearer, 0, strlen(call->bearer));
         free(call->bearer);
@@ -234,9 +362,13 @@ static void call_timer_closed(uv_handle_t *h)
     httpc_handle_gone(c);
 }
 
-/* Releases a call that is already unlinked and out of the multi handle. */
-static void call_destroy(httpc_call *call)
+/* Releases a call that is already unlinked and out of the multi handle. A sink file it wrote and did not hand
+ * over with a 2xx is removed: a partial download must not look like a whole one. */
+static void call_destroy(httpc_call *call, bool keep_sink)
 {
+    sink_close(call);
+    if (call->sink_touched && !keep_sink)
+        unlink(call->sink_path);
     if (call->easy)
         curl_easy_cleanup(call->easy);
     curl_slist_free_all(call->headers); /* holds the token: after the easy handle that points to it */
@@ -257,6 +389,8 @@ static int attempt_error(const httpc_call *call, CURLcode rc)
         return HTTPC_OK;
     if (call->too_big)
         return HTTPC_E_TOOBIG;
+    if (call->io_error)
+        return HTTPC_E_IO;
     if (call->oom || rc == CURLE_OUT_OF_MEMORY)
         return HTTPC_E_NOMEM;
     if (rc == CURLE_OPERATION_TIMEDOUT)
@@ -283,7 +417,14 @@ static bool attempt_retryable(int error, long status)
  * is shown without user info, query or fragment, and the token is cut out should it ever appear. */
 static void attempt_errmsg(httpc_call *call, CURLcode rc, char *out, size_t outlen)
 {
-    const char *msg = call->too_big ? "response body larger than the client's max_response"
+    char io[512] = "";
+    if (call->io_error)
+        snprintf(io, sizeof io, "%s%s%s%s%s", call->io_error, call->io_on_sink ? " " : "",
+                 call->io_on_sink ? call->sink_path : "", call->io_errno ? ": " : "",
+                 call->io_errno ? strerror(call->io_errno) : "");
+    const char *msg = call->too_big ? (call->route == SINK_FILE ? "response body larger than max_file"
+                                                                : "response body larger than the client's max_response")
+                      : call->io_error  ? io
                       : call->errbuf[0] ? call->errbuf
                                         : curl_easy_strerror(rc);
     const char *url = call->url, *sep = strstr(url, "://");
@@ -305,19 +446,41 @@ static void on_retry(uv_timer_t *t);
 
 static void call_finish(httpc_call *call, int error, long status, const char *errmsg)
 {
+    bool to_file = error == HTTPC_OK && call->sink_path && status_2xx(status);
     httpc_response res = {
         .error = error,
         .status = error == HTTPC_OK ? status : 0,
         .errmsg = error == HTTPC_OK ? "" : errmsg,
-        .body = error == HTTPC_OK && call->resp.data ? call->resp.data : "",
-        .body_len = error == HTTPC_OK ? call->resp.len : 0,
+        .body = error == HTTPC_OK && !to_file && call->resp.data ? call->resp.data : "",
+        .body_len = error != HTTPC_OK ? 0 : to_file ? (size_t)call->sink_len : call->resp.len,
         .attempts = call->attempts,
     };
     call->state = CALL_DONE;
     call_unlink(call);
+    /* The file is settled before the callback: whole after a 2xx, gone otherwise. */
+    sink_close(call);
+    if (call->sink_touched && !to_file) {
+        unlink(call->sink_path);
+        call->sink_touched = false;
+    }
     if (!call->c->freeing)
         call->cb(&res, call->arg);
-    call_destroy(call);
+    call_destroy(call, to_file);
+}
+
+/* A 2xx whose body went to the file is final only once the file is: an empty body still creates it, and a
+ * failed close turns into HTTPC_E_IO. */
+static int sink_settle(httpc_call *call, int error, long status)
+{
+    if (!call->sink_path || error != HTTPC_OK || !status_2xx(status))
+        return error;
+    if (!call->sink_opened) {
+        call->route = SINK_FILE;
+        if (!sink_write(call, "", 0))
+            return HTTPC_E_IO;
+    }
+    sink_close(call);
+    return call->io_error ? HTTPC_E_IO : HTTPC_OK;
 }
 
 static uint64_t retry_delay(const httpc *c, int attempts)
@@ -336,8 +499,12 @@ static void attempt_done(httpc_call *call, CURLcode rc)
     int error = attempt_error(call, rc);
     if (error == HTTPC_OK)
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+    sink_close(call);
 
-    if (call->mode == HTTPC_RETRYING && call->attempts < HTTPC_MAX_ATTEMPTS && attempt_retryable(error, status)) {
+    /* A streamed body that cannot be rewound cannot be sent twice. */
+    bool can_resend = !call->body_read || call->body_rewind;
+    if (call->mode == HTTPC_RETRYING && call->attempts < HTTPC_MAX_ATTEMPTS && can_resend &&
+        attempt_retryable(error, status)) {
         if (!call->has_timer) {
             uv_timer_init(c->loop, &call->retry);
             call->retry.data = call;
@@ -348,7 +515,8 @@ static void attempt_done(httpc_call *call, CURLcode rc)
         uv_timer_start(&call->retry, on_retry, retry_delay(c, call->attempts), 0);
         return;
     }
-    char errmsg[CURL_ERROR_SIZE + 512] = "";
+    error = sink_settle(call, error, status);
+    char errmsg[CURL_ERROR_SIZE + 1024] = "";
     if (error != HTTPC_OK)
         attempt_errmsg(call, rc, errmsg, sizeof errmsg);
     call_finish(call, error, status, errmsg);
@@ -404,6 +572,13 @@ static CURLMcode attempt_start(httpc_call *call)
     call->state = CALL_RUNNING;
     call->too_big = call->oom = false;
     call->errbuf[0] = '\0';
+    call->io_error = NULL;
+    call->io_errno = 0;
+    call->io_on_sink = false;
+    call->body_sent = 0;
+    call->sink_len = 0;
+    call->route = SINK_UNDECIDED;
+    call->sink_opened = false;
     strbuf_free(&call->resp);
     return curl_multi_add_handle(call->c->multi, call->easy);
 }
@@ -413,8 +588,14 @@ static void on_retry(uv_timer_t *t)
     httpc_call *call = t->data;
     httpc *c = call->c;
     httpc_enter(c);
-    if (attempt_start(call) != CURLM_OK)
+    if (call->body_read && call->body_rewind(call->body_arg) != 0) {
+        char errmsg[1024];
+        io_fail(call, "cannot rewind the request body source", 0, false);
+        attempt_errmsg(call, CURLE_OK, errmsg, sizeof errmsg);
+        call_finish(call, HTTPC_E_IO, 0, errmsg);
+    } else if (attempt_start(call) != CURLM_OK) {
         call_finish(call, HTTPC_E_NOMEM, 0, "cannot restart the transfer");
+    }
     httpc_leave(c);
 }
 
@@ -454,7 +635,7 @@ static bool call_setup(httpc_call *call)
 {
     httpc *c = call->c;
     CURL *e = call->easy;
-    bool sends_body = call->body != NULL;
+    bool sends_body = call->body != NULL || call->body_read != NULL;
     for (size_t i = 0; i < sizeof body_methods / sizeof body_methods[0]; i++)
         sends_body = sends_body || !strcmp(body_methods[i], call->method);
 
@@ -481,19 +662,29 @@ static bool call_setup(httpc_call *call)
     SET(CURLOPT_WRITEDATA, (void *)call);
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    SET(CURLOPT_TIMEOUT_MS, c->total_timeout_ms);
-    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_TIMEOUT_MS, call->timeout_ms > 0 ? call->timeout_ms : c->total_timeout_ms);
+    SET(CURLOPT_FOLLOWLOCATION, call->follow_redirects ? 1L : 0L);
+    SET(CURLOPT_MAXREDIRS, HTTPC_MAX_REDIRS);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #else
     SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     if (c->ca_file) /* replaces curl's CA file; its CA directory (Debian: /etc/ssl/certs) still applies */
         SET(CURLOPT_CAINFO, c->ca_file);
     /* curl's own verbs are POST (with a body) and GET (without); anything else is named with CUSTOMREQUEST. */
-    if (sends_body) {
+    if (call->body_read) { /* POST without POSTFIELDS: curl reads the body, announcing its size */
+        SET(CURLOPT_POST, 1L);
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_size);
+        SET(CURLOPT_READFUNCTION, on_read);
+        SET(CURLOPT_READDATA, (void *)call);
+        SET(CURLOPT_SEEKFUNCTION, on_seek);
+        SET(CURLOPT_SEEKDATA, (void *)call);
+    } else if (sends_body) {
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
         SET(CURLOPT_POSTFIELDS, call->body ? call->body : "");
     } else if (!strcmp(call->method, "HEAD")) {
@@ -514,10 +705,15 @@ httpc_call *httpc_request(httpc *c, const httpc_req *req, httpc_cb cb, void *arg
     const char *method = req->method ? req->method : "GET";
     if (!method_ok(method) || !header_safe(req->url) || (req->bearer && !header_safe(req->bearer)))
         return NULL;
+    if (req->body_read && (req->body || req->body_size < 0))
+        return NULL; /* two bodies, or a size we cannot announce (see httpc_req) */
+    if (req->sink_path && (!req->sink_path[0] || req->max_file < 0))
+        return NULL;
 
     httpc_call *call = calloc(1, sizeof *call);
     if (!call)
         return NULL;
+    call->sink_fd = -1;
     call->c = c;
     call->mode = req->mode;
     call->cb = cb;
@@ -531,10 +727,19 @@ httpc_call *httpc_request(httpc *c, const httpc_req *req, httpc_cb cb, void *arg
             memcpy(call->body, req->body, req->body_len);
         call->body_len = req->body_len;
     }
+    call->body_read = req->body_read;
+    call->body_rewind = req->body_rewind;
+    call->body_arg = req->body_arg;
+    call->body_size = req->body_size;
+    call->sink_path = req->sink_path ? strdup(req->sink_path) : NULL;
+    call->max_file = req->max_file;
+    call->timeout_ms = req->timeout_ms;
+    call->follow_redirects = req->follow_redirects;
     call->easy = curl_easy_init();
     if (!call->method || !call->url || (req->bearer && !call->bearer) || (req->body && !call->body) ||
-        !call->easy || !call_setup(call) || attempt_start(call) != CURLM_OK) {
-        call_destroy(call);
+        (req->sink_path && !call->sink_path) || !call->easy || !call_setup(call) ||
+        attempt_start(call) != CURLM_OK) {
+        call_destroy(call, false);
         return NULL;
     }
     call->next = c->calls;
@@ -554,7 +759,7 @@ void httpc_cancel(httpc_call *call)
         curl_multi_remove_handle(c->multi, call->easy); /* also drops a DONE message not yet read */
     call->state = CALL_DONE;
     call_unlink(call);
-    call_destroy(call);
+    call_destroy(call, false);
 }
 
 size_t httpc_pending(const httpc *c) { return c ? c->ncalls : 0; }

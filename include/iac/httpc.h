@@ -10,9 +10,14 @@
  *   - TLS peers are always verified; SSL_CERT_FILE (or httpc_opts.ca_file) names an extra CA bundle.
  * Tokens never appear in error messages or logs.
  *
- * Ownership: httpc_request() copies everything it is given; the response passed to the callback (body included)
- * is valid only during the callback. The callback runs exactly once per request unless the request is cancelled
- * with httpc_cancel() or the client is closed first. */
+ * Large bodies never sit in memory: a request body can be streamed from a callback (body_read: logs JSON-escaped
+ * on the fly), and a 2xx response body can go to a file (sink_path: engine archives).
+ *
+ * Ownership: httpc_request() copies everything it is given except the body source (body_read/body_rewind/
+ * body_arg), which is called until the callback runs (or until httpc_cancel()/httpc_free()), so body_arg must stay
+ * valid that long. The response passed to the callback (body included) is valid only during the callback. The
+ * callback runs exactly once per request unless the request is cancelled with httpc_cancel() or the client is
+ * closed first. */
 #ifndef IAC_HTTPC_H
 #define IAC_HTTPC_H
 
@@ -35,6 +40,15 @@ typedef struct {
 
 typedef enum { HTTPC_PLAIN = 0, HTTPC_RETRYING } httpc_mode;
 
+/* A streamed request body. read fills buf with up to n bytes and returns how many (1..n); 0 means the body
+ * ended, HTTPC_BODY_ABORT that the source failed (the request fails with HTTPC_E_IO). It is never asked for more
+ * than body_size bytes in all, and ending before body_size bytes fails the request (HTTPC_E_IO) rather than
+ * leaving the server waiting for the rest. rewind goes back to the first byte for another attempt (0 on
+ * success); without it the request makes one attempt whatever its mode. */
+#define HTTPC_BODY_ABORT ((size_t)-1)
+typedef size_t (*httpc_body_read_fn)(void *buf, size_t n, void *arg);
+typedef int (*httpc_body_rewind_fn)(void *arg);
+
 typedef struct {
     const char *method;   /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *url;      /* full URL */
@@ -42,6 +56,23 @@ typedef struct {
     const char *body;     /* NULL for none */
     size_t      body_len;
     httpc_mode  mode;
+    /* Optional, instead of body/body_len (giving both is refused): a streamed body of exactly body_size bytes,
+     * sent with Content-Length whatever the method. The size is required (body_size < 0 is refused): the
+     * servers we talk to (lws) do not accept chunked uploads, so "size unknown" is not an option. */
+    httpc_body_read_fn   body_read;
+    httpc_body_rewind_fn body_rewind;
+    void                *body_arg;
+    int64_t              body_size;
+    /* Optional: a 2xx response's body goes to this file (created mode 0644, truncated) instead of memory; it is
+     * bounded by max_file (0 → no bound; larger → HTTPC_E_TOOBIG), not by max_response, and the callback gets
+     * body "" and body_len = bytes written. The body of any other status stays in memory (bounded by
+     * max_response) so that the caller can quote it. Each attempt starts the file afresh. After the callback the
+     * file holds a 2xx response's whole body; after an error or a non-2xx status it does not exist. */
+    const char *sink_path;
+    int64_t     max_file;
+    long        timeout_ms;       /* whole exchange; 0 → the client's total_timeout_ms (big transfers need more) */
+    bool        follow_redirects; /* up to 10, http and https only (release downloads redirect); the bearer is
+                                   * not sent to another host */
 } httpc_req;
 
 enum {
@@ -50,14 +81,16 @@ enum {
     HTTPC_E_TIMEOUT = -2,
     HTTPC_E_TOOBIG = -3,
     HTTPC_E_NOMEM = -4,
+    HTTPC_E_IO = -5,      /* the body source failed or could not rewind, or the sink file could not be written */
 };
 
 typedef struct {
     int         error;    /* HTTPC_OK or HTTPC_E_* of the last attempt */
     long        status;   /* HTTP status of the last attempt; 0 when error != HTTPC_OK */
     const char *errmsg;   /* human text for error != HTTPC_OK ("connection refused to 127.0.0.1:8080"), else "" */
-    const char *body;     /* NUL-terminated response body (may be ""), valid during the callback */
-    size_t      body_len;
+    const char *body;     /* NUL-terminated response body (may be ""), valid during the callback; "" when the
+                           * body went to sink_path */
+    size_t      body_len; /* bytes of body, in memory or written to sink_path */
     int         attempts; /* how many attempts were made */
 } httpc_response;
 

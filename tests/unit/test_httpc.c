@@ -1,10 +1,13 @@
 /* test_httpc.c — the libcurl-on-libuv client against real servers on loopback, all on one loop.
  *
  * The server is the project's https module on the same loop (ephemeral port), scripted by path: /echo echoes
- * the body, /status/NNN answers NNN, /flaky answers 503 a set number of times before 200, /big?n=N sends N bytes.
+ * the body, /status/NNN answers NNN, /flaky answers 503 a set number of times before 200, /big?n=N sends N bytes,
+ * /blob?n=N sends N bytes of a fixed binary pattern, /sha answers the length and SHA-256 of the body it got.
  * Two raw sockets stand in for broken peers: a port that was closed (connection refused) and a listener that
- * never accepts (the kernel completes the handshake; nobody answers). A watchdog timer fails any test that
- * would hang; each test ends with the loop running to completion and uv_loop_close() succeeding. */
+ * never accepts (the kernel completes the handshake; nobody answers); a third, a libuv TCP server, answers every
+ * request with a redirect. A watchdog timer fails any test that would hang; each test ends with the loop running
+ * to completion and uv_loop_close() succeeding. Streamed bodies and file sinks are checked by size and SHA-256
+ * on the other side. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -22,6 +26,8 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
+#include "iac/digest.h"
+#include "iac/fsutil.h"
 #include "iac/httpc.h"
 #include "iac/https.h"
 
@@ -47,10 +53,19 @@ typedef struct {
     uint64_t at_ms;
 } got;
 
-/* What the server's handler saw. */
+/* What the server's handler saw. Bodies over 4 KiB are recorded as "<length>:<sha256>". */
 typedef struct {
     char *method, *path, *authorization, *content_type, *body;
 } seen;
+
+/* A streamed request body: `size` bytes of a letter pattern starting at `seed`, hashed as they are handed out. */
+typedef struct {
+    uint64_t size, pos, seed;
+    uint64_t stop_at;  /* pretend the source ends here (0: never) */
+    bool     fail;     /* answer HTTPC_BODY_ABORT */
+    int      rewinds;
+    int      reads;
+} source;
 
 struct fixture {
     uv_loop_t     loop;
@@ -70,23 +85,96 @@ struct fixture {
     int           hold_port, refused_port;
     uint64_t      t0;
     void        (*on_cb)(fixture *f, int i); /* test hook, run inside the callback */
+    uv_tcp_t      redirector;     /* answers every connection with a 302 to redirect_to */
+    bool          has_redirector;
+    int           redirect_port;
+    char          redirect_to[128];
+    char          dir[64];        /* scratch directory for sink files, removed in teardown */
 };
+
+/* The byte at offset i of /blob's pattern: every value 0..255 occurs, NULs included. */
+static uint8_t blob_byte(uint64_t i) { return (uint8_t)((i * 2654435761u) >> 13); }
+
+static void blob_sha(uint64_t n, char out[DIGEST_SHA256_HEX_LEN + 1])
+{
+    digest_sha256_ctx *d = digest_sha256_begin();
+    uint8_t buf[4096];
+    for (uint64_t i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < sizeof buf && i < n; k++, i++)
+            buf[k] = blob_byte(i);
+        digest_sha256_update(d, buf, k);
+    }
+    digest_sha256_end_hex(d, out);
+}
+
+/* The letter at offset i of a source's body. */
+static char source_byte(const source *s, uint64_t i) { return (char)('a' + (s->seed + i * 7 + i / 13) % 26); }
+
+static size_t source_read(void *buf, size_t n, void *arg)
+{
+    source *s = arg;
+    s->reads++;
+    if (s->fail)
+        return HTTPC_BODY_ABORT;
+    uint64_t end = s->stop_at ? s->stop_at : s->size;
+    size_t k = 0;
+    for (char *p = buf; k < n && s->pos < end; k++, s->pos++)
+        p[k] = source_byte(s, s->pos);
+    return k;
+}
+
+static int source_rewind(void *arg)
+{
+    source *s = arg;
+    s->rewinds++;
+    s->pos = 0;
+    return 0;
+}
+
+/* "<size>:<sha256>" of the whole body a source produces. */
+static void source_digest(const source *s, char *out, size_t outlen)
+{
+    digest_sha256_ctx *d = digest_sha256_begin();
+    char buf[4096], hex[DIGEST_SHA256_HEX_LEN + 1];
+    for (uint64_t i = 0; i < s->size;) {
+        size_t k = 0;
+        for (; k < sizeof buf && i < s->size; k++, i++)
+            buf[k] = source_byte(s, i);
+        digest_sha256_update(d, buf, k);
+    }
+    digest_sha256_end_hex(d, hex);
+    snprintf(out, outlen, "%llu:%s", (unsigned long long)s->size, hex);
+}
 
 /* ---- the server ---- */
 
 static void handler(const https_request *req, https_response *res, void *arg)
 {
     fixture *f = arg;
+    char n[32], hex[DIGEST_SHA256_HEX_LEN + 1], digest[96];
+    digest_sha256_hex(req->body, req->body_len, hex);
+    snprintf(digest, sizeof digest, "%zu:%s", req->body_len, hex);
     if (f->nseen < 16) {
         seen *s = &f->seen[f->nseen++];
         s->method = strdup(req->method);
         s->path = strdup(req->path);
         s->authorization = req->authorization ? strdup(req->authorization) : NULL;
         s->content_type = req->content_type ? strdup(req->content_type) : NULL;
-        s->body = strdup(req->body);
+        s->body = strdup(req->body_len > 4096 ? digest : req->body);
     }
-    char n[32];
-    if (!strcmp(req->path, "/echo")) {
+    if (!strcmp(req->path, "/sha")) {
+        strbuf_puts(&res->body, digest);
+    } else if (!strcmp(req->path, "/blob") && https_query_param(req->query, "n", n, sizeof n) == 0) {
+        res->content_type = "application/octet-stream";
+        uint8_t buf[4096];
+        for (uint64_t i = 0, end = strtoull(n, NULL, 10); i < end;) {
+            size_t k = 0;
+            for (; k < sizeof buf && i < end; k++, i++)
+                buf[k] = blob_byte(i);
+            strbuf_append(&res->body, buf, k);
+        }
+    } else if (!strcmp(req->path, "/echo")) {
         strbuf_append(&res->body, req->body, req->body_len);
     } else if (!strncmp(req->path, "/status/", 8)) {
         https_reply_error(res, atoi(req->path + 8), "as requested");
@@ -126,7 +214,7 @@ static int setup(void **state)
     uv_timer_init(&f->loop, &f->aux);
     f->aux.data = f;
 
-    https_opts o = { .host = "127.0.0.1", .handler = handler, .arg = f };
+    https_opts o = { .host = "127.0.0.1", .max_body = 32u << 20, .handler = handler, .arg = f };
     f->srv = https_listen(&f->loop, &o, err, sizeof err);
     assert_non_null(f->srv);
     f->port = https_port(f->srv);
@@ -170,6 +258,8 @@ static int teardown(void **state)
     }
     if (f->hold_fd >= 0)
         close(f->hold_fd);
+    if (f->dir[0])
+        fs_rm_rf(f->dir);
     free(f);
     return 0;
 }
@@ -182,6 +272,10 @@ static void finish(fixture *f)
     https_free(f->srv);
     f->srv = NULL;
     uv_timer_stop(&f->aux);
+    if (f->has_redirector) {
+        uv_close((uv_handle_t *)&f->redirector, NULL);
+        f->has_redirector = false;
+    }
 }
 
 static void on_res(const httpc_response *r, void *arg)
@@ -195,8 +289,9 @@ static void on_res(const httpc_response *r, void *arg)
     free(g->errmsg);
     g->errmsg = strdup(r->errmsg);
     free(g->body);
-    g->body = malloc(r->body_len + 1);
-    memcpy(g->body, r->body, r->body_len + 1);
+    size_t kept = strnlen(r->body, r->body_len); /* body is "" when it went to a file; body_len is not 0 */
+    g->body = malloc(kept + 1);
+    memcpy(g->body, r->body, kept + 1);
     g->body_len = r->body_len;
     g->attempts = r->attempts;
     uv_update_time(&f->loop);
@@ -227,7 +322,8 @@ static httpc_call *req(fixture *f, int i, const char *method, const char *target
         snprintf(url, sizeof url, "%s", target);
     else
         snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->port, target);
-    httpc_req r = { method, url, bearer, body, body ? strlen(body) : 0, mode };
+    httpc_req r = { .method = method, .url = url, .bearer = bearer, .body = body,
+                    .body_len = body ? strlen(body) : 0, .mode = mode };
     f->slots[i] = (slot){ f, i };
     f->calls[i] = httpc_request(f->c, &r, on_res, &f->slots[i]);
     if (f->calls[i])
@@ -574,6 +670,357 @@ static void callback_may_free_client(void **state)
     assert_int_equal(f->got[1].called, 0);
 }
 
+/* ---- streamed request bodies ---- */
+
+/* Sets the watchdog for a test that moves tens of megabytes (sanitizer and valgrind builds are slow). */
+static void long_watchdog(fixture *f) { uv_timer_start(&f->watchdog, on_watchdog, 60000, 0); }
+
+static httpc_call *stream_req(fixture *f, int i, const char *method, const char *path, source *src,
+                              httpc_mode mode, bool rewindable)
+{
+    char url[128];
+    url_of(url, sizeof url, f->port, path);
+    httpc_req r = { .method = method, .url = url, .bearer = TOKEN, .mode = mode, .body_read = source_read,
+                    .body_rewind = rewindable ? source_rewind : NULL, .body_arg = src,
+                    .body_size = (int64_t)src->size };
+    f->slots[i] = (slot){ f, i };
+    f->calls[i] = httpc_request(f->c, &r, on_res, &f->slots[i]);
+    if (f->calls[i])
+        f->outstanding++;
+    return f->calls[i];
+}
+
+/* A 20 MB body streamed from a callback (POST) and a 1 MB one (PUT) reach the server whole, with
+ * Content-Length (the server refuses chunked uploads) and the method named: checked by size and SHA-256. */
+static void streamed_upload_arrives_whole(void **state)
+{
+    fixture *f = *state;
+    source big = { .size = 20u << 20, .seed = 1 }, small = { .size = 1u << 20, .seed = 2 };
+    char want_big[96], want_small[96];
+    source_digest(&big, want_big, sizeof want_big);
+    source_digest(&small, want_small, sizeof want_small);
+    long_watchdog(f);
+    client(f, 0, 0, 10);
+    assert_non_null(stream_req(f, 0, "POST", "/sha", &big, HTTPC_PLAIN, true));
+    assert_non_null(stream_req(f, 1, "PUT", "/sha", &small, HTTPC_PLAIN, false));
+    run(f);
+    assert_int_equal(f->got[0].error, HTTPC_OK);
+    assert_int_equal(f->got[0].status, 200);
+    assert_string_equal(f->got[0].body, want_big);
+    assert_int_equal(f->got[1].status, 200);
+    assert_string_equal(f->got[1].body, want_small);
+    assert_int_equal(f->nseen, 2);
+    for (int i = 0; i < 2; i++) {
+        bool is_big = !strcmp(f->seen[i].body, want_big);
+        assert_string_equal(f->seen[i].method, is_big ? "POST" : "PUT");
+        assert_string_equal(f->seen[i].authorization, "Bearer " TOKEN);
+        assert_string_equal(f->seen[i].content_type, "application/json");
+    }
+    assert_int_equal(big.rewinds, 0);
+}
+
+/* Each retry rewinds the body source and sends the whole body again. */
+static void retry_rewinds_the_body_source(void **state)
+{
+    fixture *f = *state;
+    source src = { .size = 300000, .seed = 3 };
+    char want[96];
+    source_digest(&src, want, sizeof want);
+    f->flaky_failures = 2;
+    client(f, 0, 0, 10);
+    assert_non_null(stream_req(f, 0, "PUT", "/flaky", &src, HTTPC_RETRYING, true));
+    run(f);
+    assert_int_equal(f->got[0].status, 200);
+    assert_int_equal(f->got[0].attempts, 3);
+    assert_string_equal(f->got[0].body, "ok");
+    assert_int_equal(src.rewinds, 2);
+    assert_int_equal(f->nseen, 3);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(f->seen[i].body, want);
+}
+
+/* Without a rewind callback a streamed body is sent once, even in retrying mode. */
+static void body_without_rewind_is_sent_once(void **state)
+{
+    fixture *f = *state;
+    source src = { .size = 1000 };
+    client(f, 0, 0, 10);
+    assert_non_null(stream_req(f, 0, "POST", "/status/503", &src, HTTPC_RETRYING, false));
+    run(f);
+    assert_int_equal(f->got[0].status, 503);
+    assert_int_equal(f->got[0].attempts, 1);
+    assert_int_equal(f->nseen, 1);
+}
+
+/* A source that fails, or ends before the size it announced, fails the request with HTTPC_E_IO at once (no
+ * retry, no server left waiting for the rest). */
+static void failing_body_source_is_an_io_error(void **state)
+{
+    fixture *f = *state;
+    source failing = { .size = 1000, .fail = true }, shorter = { .size = 100000, .stop_at = 50000 };
+    client(f, 0, 0, 10);
+    assert_non_null(stream_req(f, 0, "POST", "/sha", &failing, HTTPC_RETRYING, true));
+    assert_non_null(stream_req(f, 1, "POST", "/sha", &shorter, HTTPC_RETRYING, true));
+    run(f);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(f->got[i].error, HTTPC_E_IO);
+        assert_int_equal(f->got[i].status, 0);
+        assert_int_equal(f->got[i].attempts, 1);
+        assert_true(f->got[i].at_ms < 1000);
+        assert_null(strstr(f->got[i].errmsg, TOKEN));
+    }
+    assert_non_null(strstr(f->got[0].errmsg, "body source failed"));
+    assert_non_null(strstr(f->got[1].errmsg, "ended before"));
+    assert_int_equal(failing.rewinds + shorter.rewinds, 0);
+}
+
+/* A streamed body must have a known size and cannot come with an in-memory body too. */
+static void streamed_body_needs_a_size(void **state)
+{
+    fixture *f = *state;
+    source src = { .size = 10 };
+    char url[64];
+    url_of(url, sizeof url, f->port, "/sha");
+    client(f, 0, 0, 10);
+    httpc_req unknown = { .method = "POST", .url = url, .body_read = source_read, .body_arg = &src,
+                          .body_size = -1 };
+    httpc_req both = { .method = "POST", .url = url, .body = "{}", .body_len = 2, .body_read = source_read,
+                       .body_arg = &src, .body_size = 10 };
+    assert_null(httpc_request(f->c, &unknown, on_res, &f->slots[0]));
+    assert_null(httpc_request(f->c, &both, on_res, &f->slots[1]));
+    assert_int_equal(src.reads, 0);
+    finish(f);
+    run(f);
+    assert_int_equal(f->got[0].called + f->got[1].called, 0);
+}
+
+/* ---- response bodies to files ---- */
+
+static void scratch_dir(fixture *f)
+{
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_httpc-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+}
+
+static httpc_call *sink_req(fixture *f, int i, const char *target, const char *file, int64_t max_file,
+                            httpc_mode mode)
+{
+    char url[256], path[128];
+    if (!strncmp(target, "http", 4))
+        snprintf(url, sizeof url, "%s", target);
+    else
+        url_of(url, sizeof url, f->port, target);
+    snprintf(path, sizeof path, "%s/%s", f->dir, file);
+    httpc_req r = { .method = "GET", .url = url, .bearer = TOKEN, .mode = mode, .sink_path = path,
+                    .max_file = max_file, .follow_redirects = true };
+    f->slots[i] = (slot){ f, i };
+    f->calls[i] = httpc_request(f->c, &r, on_res, &f->slots[i]);
+    if (f->calls[i])
+        f->outstanding++;
+    return f->calls[i];
+}
+
+static bool file_exists(fixture *f, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* A 2xx body goes to the file (mode 0644, an old file truncated), not to memory: the callback gets "" and the
+ * length, the file's SHA-256 is the body's, and the client's max_response does not apply to it. An empty body
+ * still creates the file. */
+static void download_to_file_matches_sha256(void **state)
+{
+    fixture *f = *state;
+    const uint64_t n = 12u << 20;
+    char want[DIGEST_SHA256_HEX_LEN + 1], have[DIGEST_SHA256_HEX_LEN + 1], path[128], qs[64];
+    blob_sha(n, want);
+    scratch_dir(f);
+    snprintf(path, sizeof path, "%s/engine.zip", f->dir);
+    assert_int_equal(fs_write_atomic(path, "old content, longer than nothing", 32, 0600), 0);
+    long_watchdog(f);
+    client(f, 0, 1000, 10);
+    snprintf(qs, sizeof qs, "/blob?n=%llu", (unsigned long long)n);
+    assert_non_null(sink_req(f, 0, qs, "engine.zip", 0, HTTPC_PLAIN));
+    assert_non_null(sink_req(f, 1, "/blob?n=0", "empty", 0, HTTPC_PLAIN));
+    run(f);
+    assert_int_equal(f->got[0].error, HTTPC_OK);
+    assert_int_equal(f->got[0].status, 200);
+    assert_string_equal(f->got[0].body, "");
+    assert_int_equal(f->got[0].body_len, n);
+    assert_int_equal(digest_sha256_file_hex(path, have), 0);
+    assert_string_equal(have, want);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(st.st_size, (off_t)n);
+    assert_int_equal(f->got[1].status, 200);
+    assert_int_equal(f->got[1].body_len, 0);
+    assert_true(file_exists(f, "empty"));
+}
+
+/* A body over max_file fails with HTTPC_E_TOOBIG and leaves no partial file; a non-2xx answer's body comes
+ * back in memory for the caller to quote, and no file is left for it. */
+static void sink_is_bounded_and_only_for_success(void **state)
+{
+    fixture *f = *state;
+    scratch_dir(f);
+    client(f, 0, 0, 10);
+    assert_non_null(sink_req(f, 0, "/blob?n=500000", "big", 100000, HTTPC_PLAIN));
+    assert_non_null(sink_req(f, 1, "/status/404", "missing", 0, HTTPC_PLAIN));
+    assert_non_null(sink_req(f, 2, "/blob?n=100000", "exact", 100000, HTTPC_PLAIN));
+    run(f);
+    assert_int_equal(f->got[0].error, HTTPC_E_TOOBIG);
+    assert_non_null(strstr(f->got[0].errmsg, "max_file"));
+    assert_false(file_exists(f, "big"));
+    assert_int_equal(f->got[1].error, HTTPC_OK);
+    assert_int_equal(f->got[1].status, 404);
+    assert_string_equal(f->got[1].body, "{\"error\":\"as requested\"}");
+    assert_false(file_exists(f, "missing"));
+    assert_int_equal(f->got[2].status, 200);
+    assert_int_equal(f->got[2].body_len, 100000);
+    assert_true(file_exists(f, "exact"));
+}
+
+/* A file that cannot be created is an HTTPC_E_IO naming the path. */
+static void unwritable_sink_is_an_io_error(void **state)
+{
+    fixture *f = *state;
+    scratch_dir(f);
+    client(f, 0, 0, 10);
+    assert_non_null(sink_req(f, 0, "/blob?n=1000", "no-such-dir/file", 0, HTTPC_RETRYING));
+    run(f);
+    assert_int_equal(f->got[0].error, HTTPC_E_IO);
+    assert_int_equal(f->got[0].attempts, 1);
+    assert_non_null(strstr(f->got[0].errmsg, "no-such-dir/file"));
+}
+
+/* After 5xx answers the retry's 2xx body is what the file holds. */
+static void sink_survives_retries(void **state)
+{
+    fixture *f = *state;
+    char path[128], *data = NULL;
+    size_t len = 0;
+    scratch_dir(f);
+    f->flaky_failures = 2;
+    client(f, 0, 0, 10);
+    assert_non_null(sink_req(f, 0, "/flaky", "out", 0, HTTPC_RETRYING));
+    run(f);
+    assert_int_equal(f->got[0].status, 200);
+    assert_int_equal(f->got[0].attempts, 3);
+    snprintf(path, sizeof path, "%s/out", f->dir);
+    assert_int_equal(fs_read_file(path, 100, &data, &len), 0);
+    assert_string_equal(data, "ok");
+    free(data);
+}
+
+/* ---- redirects ---- */
+
+typedef struct {
+    uv_tcp_t   tcp;
+    uv_write_t wr;
+    fixture   *f;
+    char       in[4096], out[512];
+    size_t     len;
+    bool       replied;
+} redir_conn;
+
+static void redir_closed(uv_handle_t *h) { free(h->data); }
+
+static void redir_written(uv_write_t *w, int status)
+{
+    (void)status;
+    redir_conn *c = w->data;
+    uv_close((uv_handle_t *)&c->tcp, redir_closed);
+}
+
+static void redir_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    redir_conn *c = h->data;
+    *buf = uv_buf_init(c->in + c->len, (unsigned)(sizeof c->in - 1 - c->len));
+}
+
+/* Answers once the request's headers are in (a GET has no body). */
+static void redir_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    redir_conn *c = s->data;
+    if (n < 0 || c->len + (size_t)n >= sizeof c->in - 1) {
+        if (!c->replied)
+            uv_close((uv_handle_t *)&c->tcp, redir_closed);
+        return;
+    }
+    c->len += (size_t)n;
+    c->in[c->len] = '\0';
+    if (c->replied || !strstr(c->in, "\r\n\r\n"))
+        return;
+    c->replied = true;
+    uv_read_stop(s);
+    snprintf(c->out, sizeof c->out,
+             "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+             c->f->redirect_to);
+    uv_buf_t b = uv_buf_init(c->out, (unsigned)strlen(c->out));
+    c->wr.data = c;
+    uv_write(&c->wr, s, &b, 1, redir_written);
+}
+
+static void redir_accept(uv_stream_t *server, int status)
+{
+    fixture *f = server->data;
+    if (status < 0)
+        return;
+    redir_conn *c = calloc(1, sizeof *c);
+    c->f = f;
+    uv_tcp_init(&f->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) == 0)
+        uv_read_start((uv_stream_t *)&c->tcp, redir_alloc, redir_read);
+    else
+        uv_close((uv_handle_t *)&c->tcp, redir_closed);
+}
+
+static void redirector(fixture *f, const char *to)
+{
+    struct sockaddr_in sa;
+    int len = sizeof sa;
+    snprintf(f->redirect_to, sizeof f->redirect_to, "%s", to);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    uv_tcp_init(&f->loop, &f->redirector);
+    f->redirector.data = f;
+    f->has_redirector = true;
+    assert_int_equal(uv_tcp_bind(&f->redirector, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&f->redirector, 8, redir_accept), 0);
+    uv_tcp_getsockname(&f->redirector, (struct sockaddr *)&sa, &len);
+    f->redirect_port = ntohs(sa.sin_port);
+}
+
+/* follow_redirects follows a 302 to another origin and stores the target's body; the bearer token is not sent
+ * there. */
+static void redirect_is_followed_without_the_token(void **state)
+{
+    fixture *f = *state;
+    char to[128], from[64], want[DIGEST_SHA256_HEX_LEN + 1], have[DIGEST_SHA256_HEX_LEN + 1], path[128];
+    scratch_dir(f);
+    url_of(to, sizeof to, f->port, "/blob?n=5000");
+    redirector(f, to);
+    url_of(from, sizeof from, f->redirect_port, "/releases/download/tf.zip");
+    client(f, 0, 0, 10);
+    assert_non_null(sink_req(f, 0, from, "dl", 0, HTTPC_PLAIN));
+    run(f);
+    assert_int_equal(f->got[0].error, HTTPC_OK);
+    assert_int_equal(f->got[0].status, 200);
+    assert_int_equal(f->got[0].body_len, 5000);
+    blob_sha(5000, want);
+    snprintf(path, sizeof path, "%s/dl", f->dir);
+    assert_int_equal(digest_sha256_file_hex(path, have), 0);
+    assert_string_equal(have, want);
+    assert_int_equal(f->nseen, 1);
+    assert_string_equal(f->seen[0].path, "/blob");
+    assert_null(f->seen[0].authorization);
+}
+
 int main(void)
 {
     lws_set_log_level(LLL_ERR, NULL);
@@ -594,6 +1041,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(free_before_loop_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(callback_may_request_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(callback_may_free_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(streamed_upload_arrives_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_rewinds_the_body_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(body_without_rewind_is_sent_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(failing_body_source_is_an_io_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(streamed_body_needs_a_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(download_to_file_matches_sha256, setup, teardown),
+        cmocka_unit_test_setup_teardown(sink_is_bounded_and_only_for_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(unwritable_sink_is_an_io_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(sink_survives_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(redirect_is_followed_without_the_token, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
