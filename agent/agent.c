@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+extern char **environ;
+
 #include <cjson/cJSON.h>
 
 #include "creds.h"
@@ -38,6 +40,7 @@ static void agent_connect(agent *a);
 static void agent_finish_soon(agent *a);
 static void agent_finish(agent *a);
 static void agent_fetch_creds(agent *a, int why);
+static void agent_request_work(agent *a);
 
 int64_t agent_now_ms(void)
 {
@@ -201,7 +204,8 @@ static void agent_register(agent *a)
     snprintf(url, sizeof url, "%s/api/v1/agents/register", a->base_url);
     snprintf(body, sizeof body, "{\"name\":\"%s\"}", name.data ? name.data : "");
     strbuf_free(&name);
-    httpc_req req = { "POST", url, a->opt->token, body, strlen(body), HTTPC_PLAIN };
+    httpc_req req = { .method = "POST", .url = url, .bearer = a->opt->token, .body = body,
+                      .body_len = strlen(body), .mode = HTTPC_PLAIN };
     a->reg_call = httpc_request(a->http, &req, on_registered, a);
     if (!a->reg_call)
         agent_retry(a, &a->reg_backoff, agent_register);
@@ -253,7 +257,7 @@ static void agent_fetch_creds(agent *a, int why)
     }
     char url[700];
     snprintf(url, sizeof url, "%s/api/v1/agents/pool/secrets", a->base_url);
-    httpc_req req = { "GET", url, a->opt->token, NULL, 0, HTTPC_PLAIN };
+    httpc_req req = { .method = "GET", .url = url, .bearer = a->opt->token, .mode = HTTPC_PLAIN };
     a->creds_why = why;
     a->creds_call = httpc_request(a->http, &req, on_creds, a);
     if (!a->creds_call && why == CREDS_INITIAL)
@@ -300,6 +304,7 @@ static void cc_opened(void *arg)
              a->store.agent_id);
     agent_heartbeat(a);
     uv_timer_start(&a->hb_timer, on_hb_timer, HEARTBEAT_INTERVAL_MS, HEARTBEAT_INTERVAL_MS);
+    agent_request_work(a);
 }
 
 static void cc_closed(int http_status, const char *reason, void *arg)
@@ -336,9 +341,8 @@ static void cc_closed(int http_status, const char *reason, void *arg)
     agent_retry(a, &a->cc_backoff, agent_connect);
 }
 
-/* ---- tasks offered by the plane (execution lands with the plan pipeline) --------------------------------- */
+/* ---- tasks ------------------------------------------------------------------------------------------------ */
 
-/* Returns the task to the queue so that any plane re-dispatches it (DESIGN §4.2 rejection rule). */
 static void on_returned(const httpc_response *r, void *arg)
 {
     (void)arg;
@@ -349,33 +353,84 @@ static void on_returned(const httpc_response *r, void *arg)
     }
 }
 
-static void agent_reject(agent *a, uint64_t task_id, task_action action, const char *reason)
+/* DESIGN §6 task_request: the free capacity and held reservations, so that a pull-capable plane sends work. Sent
+ * at connect and whenever a slot frees. */
+static void agent_request_work(agent *a)
 {
-    a->n.tasks[TASK_OUTCOME_REJECTED]++;
-    log_info("agent", "task %" PRIu64 " (%s) rejected: %s", task_id, slots_action_name(action), reason);
-    proto_msg m = { .type = MSG_TASK_REJECTED };
-    m.u.task_rejected.task_id = task_id;
-    m.u.task_rejected.action = (char *)slots_action_name(action);
-    m.u.task_rejected.reason = (char *)reason;
+    if (!cc_is_open(a->cc) || a->draining)
+        return;
+    slots_summary sum;
+    slots_summarize(&a->store.slots, &sum);
+    uint64_t reserved[1];
+    size_t n = 0;
+    if (a->store.slots.s[0].status == SLOT_RESERVED)
+        reserved[n++] = a->store.slots.s[0].task_id;
+    proto_msg m = { .type = MSG_TASK_REQUEST };
+    m.u.task_request.free_plan_and_apply = sum.free_plan_and_apply;
+    m.u.task_request.free_plan = sum.free_plan;
+    m.u.task_request.reserved = reserved;
+    m.u.task_request.n_reserved = n;
     cc_send(a->cc, &m);
-    char url[700], body[128];
-    snprintf(url, sizeof url, "%s/api/v1/agents/tasks/%" PRIu64 "/status", a->base_url, task_id);
-    snprintf(body, sizeof body, "{\"status\":\"%s\"}", action == ACTION_APPLY ? "apply_pending" : "pending");
-    httpc_req req = { "PUT", url, a->opt->token, body, strlen(body), HTTPC_RETRYING };
-    httpc_request(a->http, &req, on_returned, a);
 }
 
 static void agent_on_run_task(agent *a, const proto_run_task *rt)
 {
     task_action action = slots_action_parse(rt->action);
-    int where = slots_find(&a->store.slots, rt->task_id);
-    if (where >= 0 && a->store.slots.s[where].status == SLOT_RUNNING) {
-        log_info("agent", "task %" PRIu64 " is already running in slot %d; duplicate run_task ignored", rt->task_id,
-                 where);
+    int rc = executor_run(a->exec, rt->task_id, rt->workspace_id, action, rt->task_type);
+    if (rc == 1) {
+        log_info("agent", "task %" PRIu64 " is already running here; duplicate run_task ignored", rt->task_id);
         return;
     }
-    agent_reject(a, rt->task_id, action,
-                 a->draining ? "agent is draining" : "this agent build does not execute tasks yet");
+    if (rc < 0) {
+        /* Refused before anything started: tell the plane and give the task back to the queue. */
+        a->n.tasks[TASK_OUTCOME_REJECTED]++;
+        const char *reason = action == ACTION_APPLY ? "this agent build does not run applies yet"
+                                                    : slots_strerror(rc);
+        log_info("agent", "task %" PRIu64 " (%s) rejected: %s", rt->task_id, slots_action_name(action), reason);
+        proto_msg m = { .type = MSG_TASK_REJECTED };
+        m.u.task_rejected.task_id = rt->task_id;
+        m.u.task_rejected.action = (char *)slots_action_name(action);
+        m.u.task_rejected.reason = (char *)reason;
+        cc_send(a->cc, &m);
+        char url[700], body[128];
+        snprintf(url, sizeof url, "%s/api/v1/agents/tasks/%" PRIu64 "/status", a->base_url, rt->task_id);
+        snprintf(body, sizeof body, "{\"status\":\"%s\"}", action == ACTION_APPLY ? "apply_pending" : "pending");
+        httpc_req req = { .method = "PUT", .url = url, .bearer = a->opt->token, .body = body,
+                          .body_len = strlen(body), .mode = HTTPC_RETRYING };
+        httpc_request(a->http, &req, on_returned, a);
+    }
+}
+
+/* Live log frames may use only half of the C&C queue, so that heartbeats and task reports always find room. */
+#define LIVE_LOG_QUEUE_SHARE 128
+
+static int exec_send(const proto_msg *m, void *arg)
+{
+    agent *a = arg;
+    if (m->type == MSG_LOG_STREAM && cc_queued(a->cc) >= LIVE_LOG_QUEUE_SHARE)
+        return -1;
+    return cc_send(a->cc, m);
+}
+
+static void exec_slots_changed(void *arg)
+{
+    agent_state_changed(arg);
+}
+
+static void agent_exit_when_idle(agent *a);
+
+static void exec_finished(uint64_t task_id, int outcome, void *arg)
+{
+    agent *a = arg;
+    static const int outcome_map[EXEC__OUTCOMES] = { TASK_OUTCOME_SUCCESS, TASK_OUTCOME_FAILED,
+                                                     TASK_OUTCOME_CANCELLED, TASK_OUTCOME_REJECTED };
+    a->n.tasks[outcome_map[outcome]]++;
+    (void)task_id;
+    if (a->exiting && executor_active(a->exec) == 0) {
+        agent_exit_when_idle(a);
+        return;
+    }
+    agent_request_work(a);
 }
 
 static void cc_message(const proto_msg *m, void *arg)
@@ -400,7 +455,8 @@ static void cc_message(const proto_msg *m, void *arg)
         agent_undrain(a);
         break;
     case MSG_CANCEL_TASK:
-        log_debug("agent", "cancel_task for task %" PRIu64 ": not running here", m->u.task_ref.task_id);
+        if (!executor_cancel(a->exec, m->u.task_ref.task_id, "cancel_task from the control plane"))
+            log_debug("agent", "cancel_task for task %" PRIu64 ": not running here", m->u.task_ref.task_id);
         break;
     default:
         log_debug("agent", "ignored C&C message of type %s", m->type_name ? m->type_name : "?");
@@ -426,6 +482,8 @@ static void agent_finish(agent *a)
     if (a->creds_call)
         httpc_cancel(a->creds_call);
     a->reg_call = a->creds_call = NULL;
+    executor_free(a->exec);
+    a->exec = NULL;
     httpc_free(a->http);
     a->http = NULL;
     cc_free(a->cc);
@@ -482,9 +540,7 @@ void agent_drain(agent *a, bool exit)
     a->store.slots.draining = true;
     if (exit) {
         a->exiting = true;
-        slots_summary sum;
-        slots_summarize(&a->store.slots, &sum);
-        if (sum.running == 0) {
+        if (executor_active(a->exec) == 0) {
             agent_exit_when_idle(a);
             return;
         }
@@ -501,6 +557,7 @@ bool agent_undrain(agent *a)
     a->draining = false;
     a->store.slots.draining = false;
     agent_state_changed(a);
+    agent_request_work(a);
     return true;
 }
 
@@ -561,6 +618,21 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
         a->http = NULL;
         return -1;
     }
+    executor_config xc = { .loop = loop, .http = a->http, .base_url = a->base_url, .token = &opt->token,
+                           .data_dir = opt->data_dir, .engine_path = opt->engine_path,
+                           .plugin_cache_dir = opt->plugin_cache_dir, .environ = environ,
+                           .init_retry_wait_ms = opt->init_retry_wait_ms, .task_timeout_ms = opt->task_timeout_ms,
+                           .cancel_grace_ms = opt->cancel_grace_ms, .slots = &a->store.slots, .send = exec_send,
+                           .slots_changed = exec_slots_changed, .finished = exec_finished, .arg = a };
+    a->exec = executor_new(&xc);
+    if (!a->exec) {
+        snprintf(err, errlen, "cannot initialise the task executor");
+        cc_free(a->cc);
+        httpc_free(a->http);
+        a->cc = NULL;
+        a->http = NULL;
+        return -1;
+    }
     uv_timer_t *timers[] = { &a->retry_timer, &a->hb_timer, &a->hb_soon_timer, &a->creds_timer, &a->exit_timer };
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
         uv_timer_init(loop, timers[i]);
@@ -591,6 +663,8 @@ int agent_start(agent *a, char *err, size_t errlen)
 
 void agent_dispose(agent *a)
 {
+    executor_free(a->exec);
+    a->exec = NULL;
     if (a->http)
         httpc_free(a->http);
     cc_free(a->cc);

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "cc.h"
+#include "executor.h"
 #include "iac/backoff.h"
 #include "iac/httpc.h"
 #include "iac/https.h"
@@ -51,6 +52,7 @@ typedef struct agent {
     httpc         *http;
     cc_session    *cc;
     https_server  *status;
+    executor      *exec;       /* runs tasks in store.slots */
     agent_store    store;      /* identity and the slot table (store.slots) */
     agent_phase    phase;
     bool           registered;

@@ -115,7 +115,7 @@ int cli_status(const char *host, int port, FILE *out)
         uv_loop_close(&loop);
         return 1;
     }
-    httpc_req req = { "GET", c.url, NULL, NULL, 0, HTTPC_PLAIN };
+    httpc_req req = { .method = "GET", .url = c.url, .mode = HTTPC_PLAIN };
     if (httpc_request(h, &req, cli_on_response, &c))
         uv_run(&loop, UV_RUN_DEFAULT);
     httpc_free(h);

@@ -111,6 +111,27 @@ void status_write_metrics(const agent *a, strbuf *b)
         const char *labels[] = { "outcome", outcomes[o], NULL };
         metrics_sample(b, "iac_agent_tasks_total", labels, (double)a->n.tasks[o]);
     }
+    if (a->exec) {
+        const executor_counters *x = executor_stats(a->exec);
+        static const char *const exec_outcomes[EXEC__OUTCOMES] = { "success", "failed", "cancelled", "rejected" };
+        metrics_family(b, "iac_agent_task_runs_total", METRIC_COUNTER, "Task runs by type and outcome.");
+        for (int ty = TASK_PLAN; ty <= TASK_DRIFT_CHECK; ty++)
+            for (int o = 0; o < EXEC__OUTCOMES; o++) {
+                const char *labels[] = { "type", slots_type_name((task_type)ty), "outcome", exec_outcomes[o], NULL };
+                metrics_sample(b, "iac_agent_task_runs_total", labels, (double)x->tasks[ty][o]);
+            }
+        metrics_family(b, "iac_agent_stage_duration_seconds", METRIC_HISTOGRAM, "Duration of pipeline stages.");
+        for (int st = 0; executor_stage_name(st); st++) {
+            const char *labels[] = { "stage", executor_stage_name(st), NULL };
+            metrics_histogram(b, "iac_agent_stage_duration_seconds", labels, executor_stage_bounds, x->stage_hist[st],
+                              7, x->stage_seconds[st]);
+        }
+        metrics_family(b, "iac_agent_log_lines_total", METRIC_COUNTER, "Lines terraform printed.");
+        metrics_sample(b, "iac_agent_log_lines_total", NULL, (double)x->log_lines);
+        metrics_family(b, "iac_agent_live_frames_dropped_total", METRIC_COUNTER,
+                       "Live log frames dropped because the C&C socket was slow or down (the full log is kept).");
+        metrics_sample(b, "iac_agent_live_frames_dropped_total", NULL, (double)x->live_frames_dropped);
+    }
     const slot *s0 = &a->store.slots.s[0];
     metrics_family(b, "iac_agent_reservation_age_seconds", METRIC_GAUGE,
                    "Age of slot 0's reservation (0 when none).");

@@ -554,7 +554,11 @@ int harness_devplane_start(harness *h, harness_devplane *dp) {
     snprintf(pool, sizeof pool, "--pool=%s", dp->pool);
     snprintf(token, sizeof token, "--token=%s", dp->token);
     snprintf(ready, sizeof ready, "--ready-file=%s", dp->ready_file);
-    char *argv[] = { bin, "--listen=127.0.0.1", port, cc, pool, token, ready, "--log-level=debug", NULL };
+    char *argv[8 + 8 + 1] = { bin, "--listen=127.0.0.1", port, cc, pool, token, ready, "--log-level=debug" };
+    int argc = 8;
+    for (int i = 0; i < 8 && dp->extra_args[i]; i++)
+        argv[argc++] = (char *)dp->extra_args[i];
+    argv[argc] = NULL;
     unlink(dp->ready_file);
     dp->proc = harness_spawn(h, "devplane", argv, NULL);
     if (!dp->proc) return -1;

@@ -62,6 +62,7 @@ typedef struct {
     char          token[128];    /* the pool token passed with --token */
     char          ready_file[HARNESS_PATH_LEN];
     int64_t       ready_ms;      /* harness_now_ms() when the ready file appeared */
+    const char   *extra_args[8]; /* more flags for the devplane ("--dispatch=pull"), NULL-terminated */
 } harness_devplane;
 
 typedef struct {

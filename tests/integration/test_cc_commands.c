@@ -77,6 +77,11 @@ static double metric(const harness_agent *ag, const char *sample)
     return v;
 }
 
+static bool rejected_once(void *arg)
+{
+    return metric(arg, "iac_agent_tasks_total{outcome=\"rejected\"}") == 1;
+}
+
 /* refresh_credentials: the agent fetches the pool's secrets and writes them to $HOME/.terraform.d (file 0600,
  * never logged); when the pool has none left, the same command removes the file. */
 static void refresh_credentials_writes_then_removes_the_file(void **state)
@@ -126,7 +131,7 @@ static void drain_and_undrain_frames(void **state)
 }
 
 /* Frames that are valid JSON but not valid messages are dropped and counted; the connection stays up (same agent
- * id, still answering commands); a run_task this build cannot execute is counted as rejected. */
+ * id, still answering commands); a run_task while draining is rejected. */
 static void malformed_frames_are_dropped_and_counted(void **state)
 {
     harness *h = *state;
@@ -143,14 +148,15 @@ static void malformed_frames_are_dropped_and_counted(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(send_frame(&dp, id, bad[i]), 200);
-    assert_int_equal(send_frame(&dp, id, "{\"type\":\"run_task\",\"payload\":{\"task_id\":41,\"workspace_id\":"
-                                          "\"ws-1\",\"action\":\"plan\",\"task_type\":\"plan\"}}"), 200);
     /* A command after the garbage proves the same connection still works. */
     assert_int_equal(send_frame(&dp, id, "{\"type\":\"drain\",\"payload\":{}}"), 200);
     state_wait w = { &dp, id, "draining" };
     assert_true(harness_wait_until(heartbeat_state_is, &w, 1000) >= 0);
+    /* A draining agent takes no task: the run_task is rejected (and returned to the queue). */
+    assert_int_equal(send_frame(&dp, id, "{\"type\":\"run_task\",\"payload\":{\"task_id\":41,\"workspace_id\":"
+                                          "\"ws-1\",\"action\":\"plan\",\"task_type\":\"plan\"}}"), 200);
+    assert_true(harness_wait_until(rejected_once, &ag, 1000) >= 0);
     assert_true(metric(&ag, "iac_agent_cc_frames_total{direction=\"in\",result=\"invalid\"}") == 5);
-    assert_true(metric(&ag, "iac_agent_tasks_total{outcome=\"rejected\"}") == 1);
     assert_true(metric(&ag, "iac_agent_reconnects_total") == 0);
     cJSON *st = harness_agent_status(&ag);
     assert_non_null(st);

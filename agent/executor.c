@@ -1,0 +1,1162 @@
+/* executor.c — the plan pipeline as asynchronous steps; see executor.h.
+ *
+ * The steps of a plan, in order (ref §7.4):
+ *
+ *     step_fetch → step_place → step_engine → step_render → step_init → step_plan → step_show → step_upload_plan
+ *     → step_changes → step_decide → step_status → step_log → task_done
+ *
+ * Each step starts one asynchronous operation (an HTTP call, a child process, an engine resolution) whose
+ * completion calls exec_next(); a failure calls exec_fail(), which turns the rest of the task into the failure path
+ * (status failed with the extracted error, log upload, task_failed). Reporting steps (status, log) run on both
+ * paths. Every terraform and agent line of the task is written to the spill file and fed to the error extractor as
+ * it arrives, so nothing is re-read at the end. */
+#include "executor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "engine.h"
+#include "iac/digest.h"
+#include "iac/fsutil.h"
+#include "iac/json.h"
+#include "iac/log.h"
+#include "planjson.h"
+#include "proc.h"
+#include "render.h"
+#include "taskenv.h"
+#include "tasklog.h"
+
+#define EXEC_MAX_TASKS (SLOTS_MAX + 16)  /* tasks fetching or running at once */
+#define EXEC_PLAN_UPLOAD_TRIES 3
+#define EXEC_MAX_PLAN_FILE (512u << 20)
+#define EXEC_MAX_PLAN_JSON (256u << 20)
+
+/* Stages as the metrics page names them; the index is what steps record. */
+enum { STAGE_FETCHING, STAGE_INIT, STAGE_PLANNING, STAGE_SAVING_PLAN, STAGE_REPORTING, STAGE__N };
+static const char *const stage_names[] = { "fetching", "init", "planning", "saving_plan", "reporting" };
+const double executor_stage_bounds[7] = { 0.1, 0.5, 1, 5, 15, 60, 300 };
+
+const char *executor_stage_name(int stage)
+{
+    return stage >= 0 && stage < STAGE__N ? stage_names[stage] : NULL;
+}
+
+typedef struct exec_task exec_task;
+typedef void (*exec_step)(exec_task *t);
+
+struct exec_task {
+    executor     *x;
+    uint64_t      id;
+    char          workspace_id[128];
+    task_type     type;        /* TASK_TYPE_NONE until known */
+    task_action   action;
+    int           slot;        /* -1 until placed */
+    const exec_step *steps;    /* the story this task follows */
+    int           step;        /* index of the running step */
+    bool          failing;     /* on the failure path */
+    bool          cancelled;
+    cJSON        *bundle;
+    char          workdir[PATH_MAX];
+    char          log_path[PATH_MAX + 32];
+    char          engine[PATH_MAX];
+    tasklog      *log;
+    planjson_errors errors;
+    proc         *child;
+    httpc_call   *call;
+    engine_wait  *engine_wait;
+    uv_timer_t    timer;       /* init retry waits */
+    bool          timer_open;
+    int           init_attempt;
+    bool          init_retryable;
+    int           upload_try;
+    int64_t       started_ms;
+    int64_t       stage_started_ms;
+    int           stage;
+    int64_t       plan_started_ms;
+    int64_t       plan_seconds;
+    char          plan_hash[DIGEST_SHA256_HEX_LEN + 1];
+    planjson_counts counts;
+    bool          have_json;
+    bool          output_changed;
+    char         *plan_json;   /* the plan JSON text (uploaded, then parsed) */
+    size_t        plan_json_len;
+    const char   *final_status;
+    const char   *final_stage;
+    bool          reserve;     /* plan_and_apply with changes: keep the work dir and slot 0 */
+    char         *error;       /* the failure's own text, when no Error: block was found */
+    tasklog_reader *reader;
+    void        (*child_done)(exec_task *t, int64_t status, int sig); /* what the running child's exit continues */
+};
+
+struct executor {
+    executor_config   cfg;
+    engine_cache     *engines;
+    exec_task        *tasks[EXEC_MAX_TASKS];
+    executor_counters n;
+};
+
+static void exec_next(exec_task *t);
+static void exec_fail(exec_task *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- small helpers ------------------------------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void rfc3339_now(char *out, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t len = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + len, n - len, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+}
+
+static void task_url(const exec_task *t, const char *suffix, char *out, size_t n)
+{
+    snprintf(out, n, "%s/api/v1/agents/tasks/%" PRIu64 "/%s", t->x->cfg.base_url, t->id, suffix);
+}
+
+static void workspace_url(const exec_task *t, const char *suffix, char *out, size_t n)
+{
+    snprintf(out, n, "%s/api/v1/agents/workspaces/%s/%s", t->x->cfg.base_url, t->workspace_id, suffix);
+}
+
+static httpc_call *exec_http(exec_task *t, const char *method, const char *url, const char *body, size_t len,
+                             httpc_mode mode, httpc_cb cb)
+{
+    httpc_req req = { .method = method, .url = url, .bearer = *t->x->cfg.token, .body = body, .body_len = len,
+                      .mode = mode };
+    return httpc_request(t->x->cfg.http, &req, cb, t);
+}
+
+static bool http_ok(const httpc_response *r) { return r->error == HTTPC_OK && r->status >= 200 && r->status < 300; }
+
+static void http_describe(const httpc_response *r, char *out, size_t n)
+{
+    if (r->error != HTTPC_OK)
+        snprintf(out, n, "%s", r->errmsg);
+    else
+        snprintf(out, n, "request failed with status %ld: %.300s", r->status, r->body);
+}
+
+/* An agent line: to the task log (spill + live) and the error extractor's view of "[" lines. */
+static void exec_say(exec_task *t, log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void exec_say(exec_task *t, log_level level, const char *fmt, ...)
+{
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (t->log) {
+        tasklog_agent_line(t->log, level, text);
+        planjson_errors_feed(&t->errors, "[agent]", 7); /* an agent line ends an Error: block (ref §7.7) */
+    }
+    log_write(level, "task", "task %" PRIu64 ": %s", t->id, text);
+}
+
+static void stage_begin(exec_task *t, int stage)
+{
+    t->stage = stage;
+    t->stage_started_ms = now_ms();
+    if (t->log)
+        tasklog_stage(t->log, stage_names[stage], true);
+}
+
+static void stage_end(exec_task *t)
+{
+    executor_counters *n = &t->x->n;
+    double secs = (double)(now_ms() - t->stage_started_ms) / 1000.0;
+    int b = 0;
+    while (b < 7 && secs > executor_stage_bounds[b])
+        b++;
+    n->stage_hist[t->stage][b]++;
+    n->stage_count[t->stage]++;
+    n->stage_seconds[t->stage] += secs;
+    if (t->log)
+        tasklog_stage(t->log, stage_names[t->stage], false);
+}
+
+/* ---- task table --------------------------------------------------------------------------------------------- */
+
+static exec_task *exec_find(const executor *x, uint64_t id)
+{
+    for (int i = 0; i < EXEC_MAX_TASKS; i++)
+        if (x->tasks[i] && x->tasks[i]->id == id)
+            return x->tasks[i];
+    return NULL;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    exec_task *t = h->data;
+    free(t);
+}
+
+static void exec_task_free(exec_task *t)
+{
+    executor *x = t->x;
+    for (int i = 0; i < EXEC_MAX_TASKS; i++)
+        if (x->tasks[i] == t)
+            x->tasks[i] = NULL;
+    if (t->call)
+        httpc_cancel(t->call);
+    if (t->engine_wait)
+        engine_cancel(t->engine_wait);
+    if (t->child)
+        proc_free(t->child);
+    if (t->reader)
+        tasklog_reader_close(t->reader);
+    if (t->log) {
+        x->n.live_frames_dropped += tasklog_dropped(t->log);
+        tasklog_close(t->log);
+    }
+    planjson_errors_free(&t->errors);
+    cJSON_Delete(t->bundle);
+    free(t->plan_json);
+    free(t->error);
+    if (t->timer_open)
+        uv_close((uv_handle_t *)&t->timer, timer_closed);
+    else
+        free(t);
+}
+
+/* ---- the end of a task -------------------------------------------------------------------------------------- */
+
+static void exec_send_task_ref(exec_task *t, msg_type type, const char *error)
+{
+    proto_msg m = { .type = type };
+    if (type == MSG_TASK_FAILED) {
+        m.u.task_failed.task_id = t->id;
+        m.u.task_failed.error = (char *)error;
+    } else {
+        m.u.task_ref.task_id = t->id;
+    }
+    t->x->cfg.send(&m, t->x->cfg.arg);
+}
+
+static void task_done(exec_task *t)
+{
+    executor *x = t->x;
+    int outcome = t->cancelled ? EXEC_CANCELLED : t->failing ? EXEC_FAILED : EXEC_SUCCESS;
+    if (t->slot >= 0) {
+        if (t->reserve && outcome == EXEC_SUCCESS)
+            slots_reserve(x->cfg.slots, t->id, now_ms());
+        else
+            slots_finish(x->cfg.slots, t->id, now_ms());
+    }
+    if (!(t->reserve && outcome == EXEC_SUCCESS) && t->workdir[0]) {
+        if (t->log) {
+            x->n.live_frames_dropped += tasklog_dropped(t->log);
+            tasklog_close(t->log);
+            t->log = NULL;
+        }
+        int rc = fs_rm_rf(t->workdir);
+        if (rc < 0)
+            log_warn("task", "task %" PRIu64 ": cannot remove %s: %s", t->id, t->workdir, strerror(-rc));
+    }
+    if (outcome == EXEC_SUCCESS)
+        exec_send_task_ref(t, MSG_TASK_COMPLETED, NULL);
+    else
+        exec_send_task_ref(t, MSG_TASK_FAILED, t->cancelled ? "task cancelled by user" : t->error ? t->error : "failed");
+    if (t->type != TASK_TYPE_NONE)
+        x->n.tasks[t->type][outcome]++;
+    log_info("task", "task %" PRIu64 " (%s) finished: %s", t->id, slots_type_name(t->type),
+             t->final_status ? t->final_status : "failed");
+    uint64_t id = t->id;
+    bool placed = t->slot >= 0;
+    exec_task_free(t);
+    if (placed)
+        x->cfg.slots_changed(x->cfg.arg);
+    x->cfg.finished(id, outcome, x->cfg.arg);
+}
+
+/* ---- failure path (ref §7.7) -------------------------------------------------------------------------------- */
+
+static void step_status(exec_task *t);
+static void step_log(exec_task *t);
+static const exec_step fail_steps[] = { step_status, step_log, NULL };
+
+static void exec_fail(exec_task *t, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (t->failing) { /* a report of the failure failed: nothing more to do than finish */
+        log_warn("task", "task %" PRIu64 ": %s", t->id, text);
+        task_done(t);
+        return;
+    }
+    t->failing = true;
+    free(t->error);
+    t->error = strdup(text);
+    exec_say(t, LOG_ERROR, "%s", text);
+    t->final_status = "failed";
+    t->final_stage = NULL; /* upstream leaves the stage as it was */
+    t->reserve = false;
+    t->steps = fail_steps;
+    t->step = -1;
+    exec_next(t);
+}
+
+static void exec_next(exec_task *t)
+{
+    exec_step s = t->steps[++t->step];
+    if (!s) {
+        task_done(t);
+        return;
+    }
+    s(t);
+}
+
+/* ---- step: fetch the bundle (E3) ---------------------------------------------------------------------------- */
+
+static void on_bundle(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    char err[512];
+    if (!http_ok(r)) {
+        http_describe(r, err, sizeof err);
+        exec_fail(t, "Failed to load task data: %s", err);
+        return;
+    }
+    t->bundle = json_parse_object(r->body, r->body_len, err, sizeof err);
+    const cJSON *task = NULL, *ws = NULL;
+    const char *ws_id = NULL, *type_s = NULL;
+    if (!t->bundle || json_get_object(t->bundle, "task", true, &task, err, sizeof err) < 0 ||
+        json_get_object(t->bundle, "workspace", true, &ws, err, sizeof err) < 0 ||
+        json_get_string(task, "workspace_id", true, &ws_id, err, sizeof err) < 0 ||
+        json_get_string(task, "task_type", true, &type_s, err, sizeof err) < 0) {
+        exec_fail(t, "Failed to load task data: %s", err);
+        return;
+    }
+    snprintf(t->workspace_id, sizeof t->workspace_id, "%s", ws_id);
+    task_type type;
+    if (slots_type_parse(type_s, &type) < 0) {
+        exec_fail(t, "Failed to load task data: task_type \"%.40s\" is not plan, plan_and_apply or drift_check",
+                  type_s);
+        return;
+    }
+    if (t->type != TASK_TYPE_NONE && t->type != type)
+        log_warn("task", "task %" PRIu64 ": run_task said %s, the bundle says %s; using the bundle", t->id,
+                 slots_type_name(t->type), type_s);
+    if (t->slot >= 0 && t->type != type) {
+        /* placed by the hint in the wrong kind of slot: give it back and place again */
+        slots_finish(t->x->cfg.slots, t->id, now_ms());
+        t->slot = -1;
+    }
+    t->type = type;
+    exec_next(t);
+}
+
+static void step_fetch(exec_task *t)
+{
+    char url[512];
+    task_url(t, "data", url, sizeof url);
+    t->call = exec_http(t, "GET", url, NULL, 0, HTTPC_RETRYING, on_bundle);
+    if (!t->call)
+        exec_fail(t, "Failed to load task data: cannot start the request");
+}
+
+/* ---- rejection: the task goes back to the queue ------------------------------------------------------------- */
+
+static void on_returned(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        log_warn("task", "task %" PRIu64 ": could not return it to the queue: %s", t->id, err);
+    }
+    executor *x = t->x;
+    uint64_t id = t->id;
+    x->n.tasks[t->type][EXEC_REJECTED]++;
+    exec_task_free(t);
+    x->cfg.finished(id, EXEC_REJECTED, x->cfg.arg);
+}
+
+/* task_rejected, then PUT status pending (plan) or apply_pending (apply) so that any plane re-dispatches it. */
+static void exec_reject(exec_task *t, const char *reason)
+{
+    log_info("task", "task %" PRIu64 " (%s) rejected: %s", t->id, slots_type_name(t->type), reason);
+    proto_msg m = { .type = MSG_TASK_REJECTED };
+    m.u.task_rejected.task_id = t->id;
+    m.u.task_rejected.action = (char *)slots_action_name(t->action);
+    m.u.task_rejected.reason = (char *)reason;
+    t->x->cfg.send(&m, t->x->cfg.arg);
+    char url[512], body[96];
+    task_url(t, "status", url, sizeof url);
+    snprintf(body, sizeof body, "{\"status\":\"%s\"}", t->action == ACTION_APPLY ? "apply_pending" : "pending");
+    t->call = exec_http(t, "PUT", url, body, strlen(body), HTTPC_RETRYING, on_returned);
+    if (!t->call) {
+        httpc_response none = { .error = HTTPC_E_NOMEM, .errmsg = "cannot start the request", .body = "" };
+        on_returned(&none, t);
+    }
+}
+
+/* ---- step: place the task in a slot ------------------------------------------------------------------------- */
+
+static void step_place(exec_task *t)
+{
+    if (t->slot < 0) {
+        int where = slots_place(t->x->cfg.slots, t->type, t->action, t->id);
+        if (where < 0) {
+            exec_reject(t, slots_strerror(where));
+            return;
+        }
+        slots_start(t->x->cfg.slots, where, t->id, t->type, t->action, now_ms());
+        t->slot = where;
+        t->x->cfg.slots_changed(t->x->cfg.arg);
+    }
+    log_info("task", "task %" PRIu64 " (%s, workspace %s) runs in slot %d", t->id, slots_type_name(t->type),
+             t->workspace_id, t->slot);
+    exec_next(t);
+}
+
+/* ---- step: the engine binary -------------------------------------------------------------------------------- */
+
+static void on_engine(const char *path, const char *error, void *arg)
+{
+    exec_task *t = arg;
+    t->engine_wait = NULL;
+    if (!path) {
+        exec_fail(t, "%s", error ? error : "cannot resolve the terraform binary");
+        return;
+    }
+    snprintf(t->engine, sizeof t->engine, "%s", path);
+    exec_next(t);
+}
+
+static void step_engine(exec_task *t)
+{
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(t->bundle, "workspace");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ws, "terraform_version");
+    const char *version = cJSON_IsString(v) ? v->valuestring : "";
+    t->engine_wait = engine_ensure(t->x->engines, version, on_engine, t); /* always answers later */
+    if (!t->engine_wait)
+        exec_fail(t, "cannot resolve terraform %s: out of memory", version[0] ? version : "(default)");
+}
+
+/* ---- step: work directory and files ------------------------------------------------------------------------- */
+
+static void log_sink_line(const char *line, void *arg)
+{
+    exec_task *t = arg;
+    exec_say(t, LOG_INFO, "%s", line);
+}
+
+/* Live frames go straight to the C&C queue; when it refuses (slow or down), tasklog drops and counts them. */
+static int exec_live_send(const proto_log_stream *ls, void *arg)
+{
+    exec_task *t = arg;
+    proto_msg m = { .type = MSG_LOG_STREAM };
+    m.u.log_stream = *ls;
+    return t->x->cfg.send(&m, t->x->cfg.arg);
+}
+
+static void step_render(exec_task *t)
+{
+    char err[512];
+    snprintf(t->workdir, sizeof t->workdir, "%s/workspaces/%s/%" PRIu64, t->x->cfg.data_dir, t->workspace_id, t->id);
+    int rc = fs_mkdir_p(t->workdir, 0700);
+    if (rc < 0) {
+        exec_fail(t, "cannot create the work directory %s: %s", t->workdir, strerror(-rc));
+        return;
+    }
+    snprintf(t->log_path, sizeof t->log_path, "%s/.iac-task.log", t->workdir);
+    tasklog_opts lo = { .task_id = t->id, .send = exec_live_send, .send_arg = t };
+    rc = tasklog_open(t->log_path, &lo, &t->log);
+    if (rc < 0) {
+        t->log = NULL;
+        t->log_path[0] = '\0';
+        exec_fail(t, "cannot open the task log %s: %s", t->log_path, strerror(-rc));
+        return;
+    }
+    stage_begin(t, STAGE_FETCHING);
+    exec_say(t, LOG_INFO, "task %" PRIu64 " (%s) in slot %d, terraform %s", t->id, slots_type_name(t->type), t->slot,
+             t->engine);
+    render_describe(t->bundle, log_sink_line, t);
+    if (render_plan_workdir(t->bundle, t->workdir, err, sizeof err) < 0) {
+        stage_end(t);
+        exec_fail(t, "cannot write the configuration: %s", err);
+        return;
+    }
+    stage_end(t);
+    exec_next(t);
+}
+
+/* ---- children ----------------------------------------------------------------------------------------------- */
+
+/* An init attempt is retried only when its output names a network problem (ref §7.4 step 2). */
+static const char *const init_retryable[] = {
+    "context deadline exceeded", "Client.Timeout exceeded", "connection refused", "connection reset",
+    "no such host", "i/o timeout", "TLS handshake timeout", "failed to request discovery document",
+    "Error accessing remote module registry", "Failed to retrieve available versions", "registry.terraform.io",
+    "registry.opentofu.org", "could not download module", "error downloading", "network is unreachable",
+    "temporary failure in name resolution",
+};
+
+static bool init_error_is_retryable(const char *line, size_t len)
+{
+    for (size_t i = 0; i < sizeof init_retryable / sizeof init_retryable[0]; i++)
+        if (memmem(line, len, init_retryable[i], strlen(init_retryable[i])))
+            return true;
+    return false;
+}
+
+static void child_line(proc_stream stream, const char *line, size_t len, void *arg)
+{
+    (void)stream;
+    exec_task *t = arg;
+    t->x->n.log_lines++;
+    tasklog_line(t->log, stage_names[t->stage], line, len);
+    planjson_errors_feed(&t->errors, line, len);
+    if (t->stage == STAGE_INIT && !t->init_retryable)
+        t->init_retryable = init_error_is_retryable(line, len);
+}
+
+static void child_exit(int64_t status, int sig, void *arg)
+{
+    exec_task *t = arg;
+    proc_free(t->child);
+    t->child = NULL;
+    t->child_done(t, status, sig);
+}
+
+/* Runs argv in the work directory with env; done(t, status, signal) continues the story. */
+static void exec_spawn(exec_task *t, char **argv, char **env, const char *stdout_path,
+                       void (*done)(exec_task *, int64_t, int))
+{
+    proc_options opts = { .stdout_path = stdout_path };
+    static const proc_callbacks cb = { child_line, child_exit };
+    t->child_done = done;
+    int rc = proc_spawn(t->x->cfg.loop, argv, env, t->workdir, &opts, &cb, t, &t->child);
+    if (rc < 0) {
+        t->child = NULL;
+        exec_fail(t, "cannot run %s: %s", argv[0], strerror(-rc));
+    }
+}
+
+/* The base environment of ref §7.6 (plus the plugin cache for init); NULL with a message on bad variables. */
+static char **exec_env(exec_task *t, bool for_init, char *err, size_t errlen)
+{
+    const cJSON *vars = cJSON_GetObjectItemCaseSensitive(t->bundle, "variables");
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(t->bundle, "workspace");
+    const cJSON *provider = cJSON_GetObjectItemCaseSensitive(ws, "provider_config");
+    return taskenv_env(t->x->cfg.environ, vars, provider, for_init ? t->workdir : NULL, err, errlen);
+}
+
+/* ---- step: init (3 attempts, ref §7.4 step 2) ---------------------------------------------------------------- */
+
+static void step_init(exec_task *t);
+
+static void on_lock_file_saved(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        exec_say(t, LOG_WARN, "could not save .terraform.lock.hcl: %s", err);
+    }
+    exec_next(t);
+}
+
+/* After a successful init, the lock file goes to the plane (E17); failures are only logged. */
+static void save_lock_file(exec_task *t)
+{
+    char path[PATH_MAX + 32], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/.terraform.lock.hcl", t->workdir);
+    if (fs_read_file(path, 1u << 20, &text, &len) < 0 || len == 0) {
+        free(text);
+        exec_next(t);
+        return;
+    }
+    strbuf body = STRBUF_INIT;
+    strbuf_puts(&body, "{\"terraform_lock_hcl\":\"");
+    strbuf_json_escape(&body, text, len);
+    strbuf_puts(&body, "\"}");
+    free(text);
+    char url[512];
+    workspace_url(t, "terraform-lock-hcl", url, sizeof url);
+    t->call = exec_http(t, "PUT", url, body.data, body.len, HTTPC_PLAIN, on_lock_file_saved);
+    strbuf_free(&body);
+    if (!t->call)
+        exec_next(t);
+}
+
+static void on_init_wait(uv_timer_t *timer)
+{
+    step_init(timer->data);
+}
+
+static void init_done(exec_task *t, int64_t status, int sig)
+{
+    stage_end(t);
+    if (status == 0 && sig == 0) {
+        save_lock_file(t);
+        return;
+    }
+    if (t->cancelled) {
+        exec_fail(t, "task cancelled by user");
+        return;
+    }
+    if (t->init_attempt >= 3 || !t->init_retryable) {
+        exec_fail(t, "terraform init failed (attempt %d): exit status %" PRId64, t->init_attempt, status);
+        return;
+    }
+    int64_t wait = t->x->cfg.init_retry_wait_ms * (t->init_attempt == 1 ? 1 : 2);
+    exec_say(t, LOG_WARN, "terraform init failed with a retryable error (attempt %d of 3); retrying in %" PRId64 " ms",
+             t->init_attempt, wait);
+    if (!t->timer_open) {
+        uv_timer_init(t->x->cfg.loop, &t->timer);
+        t->timer.data = t;
+        t->timer_open = true;
+    }
+    uv_timer_start(&t->timer, on_init_wait, (uint64_t)wait, 0);
+}
+
+static void step_init(exec_task *t)
+{
+    t->init_attempt++;
+    t->init_retryable = false;
+    if (t->init_attempt == 1) {
+        char dot[PATH_MAX + 16];
+        snprintf(dot, sizeof dot, "%s/.terraform", t->workdir);
+        fs_rm_rf(dot);
+    }
+    stage_begin(t, STAGE_INIT);
+    char err[512] = "out of memory";
+    char **argv = taskenv_argv_init(t->engine);
+    char **env = argv ? exec_env(t, true, err, sizeof err) : NULL;
+    if (!argv || !env) {
+        taskenv_free(argv);
+        taskenv_free(env);
+        stage_end(t);
+        exec_fail(t, "%s", err);
+        return;
+    }
+    exec_spawn(t, argv, env, NULL, init_done);
+    taskenv_free(argv);
+    taskenv_free(env);
+}
+
+/* ---- step: plan ---------------------------------------------------------------------------------------------- */
+
+static void plan_done(exec_task *t, int64_t status, int sig)
+{
+    t->plan_seconds = (now_ms() - t->plan_started_ms) / 1000;
+    stage_end(t);
+    if (t->cancelled) {
+        exec_fail(t, "task cancelled by user");
+        return;
+    }
+    if (status != 0 || sig != 0) {
+        if (sig)
+            exec_fail(t, "terraform plan was killed by signal %d", sig);
+        else
+            exec_fail(t, "exit status %" PRId64, status);
+        return;
+    }
+    exec_next(t);
+}
+
+static void step_plan(exec_task *t)
+{
+    stage_begin(t, STAGE_PLANNING);
+    t->plan_started_ms = now_ms();
+    char err[512] = "out of memory";
+    const cJSON *vars = cJSON_GetObjectItemCaseSensitive(t->bundle, "variables");
+    char **argv = taskenv_argv_plan(t->engine, t->workdir, t->type == TASK_DRIFT_CHECK, vars, err, sizeof err);
+    char **env = argv ? exec_env(t, false, err, sizeof err) : NULL;
+    if (!argv || !env) {
+        taskenv_free(argv);
+        taskenv_free(env);
+        stage_end(t);
+        exec_fail(t, "%s", err);
+        return;
+    }
+    exec_say(t, LOG_INFO, "running terraform plan%s", t->type == TASK_DRIFT_CHECK ? " -refresh-only" : "");
+    exec_spawn(t, argv, env, NULL, plan_done);
+    taskenv_free(argv);
+    taskenv_free(env);
+}
+
+/* ---- step: show -json and the counts ------------------------------------------------------------------------ */
+
+static void show_done(exec_task *t, int64_t status, int sig)
+{
+    char path[PATH_MAX + 16], err[256];
+    snprintf(path, sizeof path, "%s/plan.json", t->workdir);
+    if (status != 0 || sig != 0) {
+        exec_say(t, LOG_WARN, "terraform show -json failed (exit %" PRId64 "): no counts and no plan JSON", status);
+        exec_next(t);
+        return;
+    }
+    int rc = fs_read_file(path, EXEC_MAX_PLAN_JSON, &t->plan_json, &t->plan_json_len);
+    cJSON *plan = rc == 0 ? planjson_parse(t->plan_json, t->plan_json_len, err, sizeof err) : NULL;
+    if (!plan) {
+        exec_say(t, LOG_WARN, "plan JSON unreadable (%s): no counts", rc < 0 ? strerror(-rc) : err);
+        free(t->plan_json);
+        t->plan_json = NULL;
+        exec_next(t);
+        return;
+    }
+    if (planjson_count(plan, &t->counts, err, sizeof err) < 0 ||
+        planjson_output_changed(plan, &t->output_changed, err, sizeof err) < 0) {
+        exec_say(t, LOG_WARN, "plan JSON not understood (%s): no counts", err);
+        memset(&t->counts, 0, sizeof t->counts);
+        t->output_changed = false;
+    }
+    t->have_json = true;
+    cJSON_Delete(plan);
+    exec_say(t, LOG_INFO, "plan: %d to add, %d to change, %d to destroy", t->counts.add, t->counts.change,
+             t->counts.destroy);
+    exec_next(t);
+}
+
+static void step_show(exec_task *t)
+{
+    stage_begin(t, STAGE_SAVING_PLAN);
+    char plan_out[PATH_MAX + 16], json_out[PATH_MAX + 16];
+    snprintf(plan_out, sizeof plan_out, "%s/plan.out", t->workdir);
+    snprintf(json_out, sizeof json_out, "%s/plan.json", t->workdir);
+    if (digest_sha256_file_hex(plan_out, t->plan_hash) < 0) {
+        t->plan_hash[0] = '\0';
+        exec_say(t, LOG_WARN, "cannot hash plan.out");
+    }
+    char err[256];
+    char **argv = taskenv_argv_show(t->engine, t->workdir);
+    char **env = taskenv_env(t->x->cfg.environ, NULL, NULL, NULL, err, sizeof err); /* unchanged (ref §7.6) */
+    if (!argv || !env) {
+        taskenv_free(argv);
+        taskenv_free(env);
+        exec_fail(t, "out of memory");
+        return;
+    }
+    exec_spawn(t, argv, env, json_out, show_done);
+    taskenv_free(argv);
+    taskenv_free(env);
+}
+
+/* ---- step: upload plan file and plan JSON (E8, E9; 3 attempts for the pair) ---------------------------------- */
+
+static void upload_plan_pair(exec_task *t);
+
+static void on_plan_json(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        if (++t->upload_try < EXEC_PLAN_UPLOAD_TRIES) {
+            upload_plan_pair(t);
+            return;
+        }
+        exec_say(t, LOG_WARN, "plan JSON upload failed: %s", err);
+    }
+    exec_next(t);
+}
+
+static void upload_plan_json(exec_task *t)
+{
+    if (!t->have_json) {
+        exec_next(t);
+        return;
+    }
+    strbuf body = STRBUF_INIT;
+    strbuf_puts(&body, "{\"plan_json\":");
+    strbuf_append(&body, t->plan_json, t->plan_json_len);
+    strbuf_puts(&body, "}");
+    char url[512];
+    task_url(t, "plan-json", url, sizeof url);
+    t->call = body.oom ? NULL : exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_plan_json);
+    strbuf_free(&body);
+    if (!t->call) {
+        exec_say(t, LOG_WARN, "plan JSON not uploaded: out of memory");
+        exec_next(t);
+    }
+}
+
+static void on_plan_data(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        if (++t->upload_try < EXEC_PLAN_UPLOAD_TRIES) {
+            upload_plan_pair(t);
+            return;
+        }
+        exec_say(t, LOG_WARN, "plan file upload failed: %s (an apply on another pod would find no plan)", err);
+        exec_next(t);
+        return;
+    }
+    upload_plan_json(t);
+}
+
+static void upload_plan_pair(exec_task *t)
+{
+    char path[PATH_MAX + 16], *data = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/plan.out", t->workdir);
+    if (fs_read_file(path, EXEC_MAX_PLAN_FILE, &data, &len) < 0) {
+        exec_say(t, LOG_WARN, "cannot read plan.out: the plan is not uploaded");
+        exec_next(t);
+        return;
+    }
+    strbuf body = STRBUF_INIT;
+    strbuf_puts(&body, "{\"plan_data\":\"");
+    char *b64 = malloc(digest_base64_encoded_len(len));
+    if (b64) {
+        size_t n = digest_base64_encode(data, len, b64);
+        strbuf_append(&body, b64, n);
+    }
+    strbuf_puts(&body, "\"}");
+    free(b64);
+    free(data);
+    char url[512];
+    task_url(t, "plan-data", url, sizeof url);
+    t->call = (!b64 || body.oom) ? NULL : exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_plan_data);
+    strbuf_free(&body);
+    if (!t->call) {
+        exec_say(t, LOG_WARN, "plan not uploaded: out of memory");
+        exec_next(t);
+    }
+}
+
+static void step_upload_plan(exec_task *t)
+{
+    t->upload_try = 0;
+    upload_plan_pair(t);
+}
+
+/* ---- step: resource changes (E10) --------------------------------------------------------------------------- */
+
+static void on_changes(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        exec_say(t, LOG_WARN, "resource changes not saved: %s", err);
+    }
+    exec_next(t);
+}
+
+static void step_changes(exec_task *t)
+{
+    strbuf body = STRBUF_INIT;
+    char err[256];
+    int count = 0;
+    cJSON *plan = t->have_json ? planjson_parse(t->plan_json, t->plan_json_len, err, sizeof err) : NULL;
+    if (!plan || planjson_resource_changes(plan, &body, &count, err, sizeof err) < 0 || body.oom) {
+        cJSON_Delete(plan);
+        strbuf_free(&body);
+        stage_end(t);
+        exec_next(t);
+        return;
+    }
+    cJSON_Delete(plan);
+    char url[512];
+    task_url(t, "parse-plan-changes", url, sizeof url);
+    t->call = exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_changes);
+    strbuf_free(&body);
+    stage_end(t);
+    if (!t->call)
+        exec_next(t);
+}
+
+/* ---- step: decide the outcome; lock for a plan_and_apply with changes (E12) ---------------------------------- */
+
+static void on_locked(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        exec_fail(t, "failed to lock workspace: %s", err);
+        return;
+    }
+    t->final_status = "apply_pending";
+    t->final_stage = "apply_pending";
+    t->reserve = true;
+    exec_next(t);
+}
+
+static void step_decide(exec_task *t)
+{
+    if (t->log)
+        tasklog_completed(t->log);
+    if (t->cancelled) {
+        exec_fail(t, "task cancelled by user");
+        return;
+    }
+    if (t->type != TASK_PLAN_AND_APPLY) {
+        t->final_status = "success";
+        t->final_stage = "completed";
+        exec_next(t);
+        return;
+    }
+    if (t->counts.add + t->counts.change + t->counts.destroy == 0 && !t->output_changed) {
+        t->final_status = "planned_and_finished";
+        t->final_stage = "planned_and_finished";
+        exec_next(t);
+        return;
+    }
+    char url[512], body[256];
+    workspace_url(t, "lock", url, sizeof url);
+    snprintf(body, sizeof body,
+             "{\"user_id\":\"system\",\"reason\":\"Locked for apply (task #%" PRIu64 "). Do not modify "
+             "resources/variables until apply completes.\"}",
+             t->id);
+    t->call = exec_http(t, "POST", url, body, strlen(body), HTTPC_PLAIN, on_locked);
+    if (!t->call)
+        exec_fail(t, "failed to lock workspace: cannot start the request");
+}
+
+/* ---- steps: final status (E5) and full log (E6), streamed from the spill file -------------------------------- */
+
+static void on_status(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    tasklog_reader_close(t->reader);
+    t->reader = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        if (r->error == HTTPC_OK && r->status == 409)
+            t->cancelled = true; /* the task was cancelled meanwhile: expected, not an error (ref §7.8) */
+        if (!t->failing && !t->cancelled) {
+            exec_fail(t, "failed to update task: %s", err);
+            return;
+        }
+        log_warn("task", "task %" PRIu64 ": status not updated: %s", t->id, err);
+    }
+    exec_next(t);
+}
+
+/* Streams prefix + the escaped log + suffix as the request body of method url. */
+static void exec_upload_with_log(exec_task *t, const char *method, const char *url, const char *prefix,
+                                 const char *suffix, httpc_cb cb)
+{
+    if (t->log)
+        tasklog_flush(t->log);
+    t->reader = NULL;
+    if (t->log_path[0] && tasklog_reader_open(t->log_path, prefix, suffix, &t->reader) < 0)
+        t->reader = NULL;
+    httpc_req req = { .method = method, .url = url, .bearer = *t->x->cfg.token, .mode = HTTPC_RETRYING };
+    strbuf whole = STRBUF_INIT;
+    if (t->reader) {
+        req.body_read = tasklog_reader_read;
+        req.body_rewind = tasklog_reader_rewind;
+        req.body_arg = t->reader;
+        req.body_size = tasklog_reader_size(t->reader);
+    } else { /* failed before there was a log: the body is prefix + suffix */
+        strbuf_puts(&whole, prefix);
+        strbuf_puts(&whole, suffix);
+        req.body = whole.data;
+        req.body_len = whole.len;
+    }
+    t->call = httpc_request(t->x->cfg.http, &req, cb, t);
+    strbuf_free(&whole);
+    if (!t->call) {
+        httpc_response none = { .error = HTTPC_E_NOMEM, .errmsg = "cannot start the request", .body = "" };
+        cb(&none, t);
+    }
+}
+
+static void step_status(exec_task *t)
+{
+    stage_begin(t, STAGE_REPORTING);
+    char url[512], completed[40];
+    task_url(t, "status", url, sizeof url);
+    rfc3339_now(completed, sizeof completed);
+    strbuf pre = STRBUF_INIT;
+    strbuf_printf(&pre, "{\"status\":\"%s\"", t->final_status ? t->final_status : "failed");
+    if (t->final_stage)
+        strbuf_printf(&pre, ",\"stage\":\"%s\"", t->final_stage);
+    if (t->failing) {
+        char *blocks = planjson_errors_finish(&t->errors);
+        if (blocks) { /* the Error: blocks terraform printed are the message; task_failed carries the same */
+            free(t->error);
+            t->error = blocks;
+        }
+        const char *text = t->error ? t->error : "failed";
+        strbuf_puts(&pre, ",\"error_message\":\"");
+        strbuf_json_escape(&pre, text, strlen(text));
+        strbuf_putc(&pre, '"');
+    } else {
+        strbuf_printf(&pre, ",\"changes_add\":%d,\"changes_change\":%d,\"changes_destroy\":%d", t->counts.add,
+                      t->counts.change, t->counts.destroy);
+        if (t->plan_seconds > 0)
+            strbuf_printf(&pre, ",\"duration\":%" PRId64, t->plan_seconds);
+        if (t->plan_hash[0])
+            strbuf_printf(&pre, ",\"plan_hash\":\"%s\"", t->plan_hash);
+        if (t->reserve)
+            strbuf_printf(&pre, ",\"plan_task_id\":%" PRIu64, t->id);
+    }
+    strbuf_printf(&pre, ",\"completed_at\":\"%s\",\"plan_output\":\"", completed);
+    if (pre.oom) {
+        strbuf_free(&pre);
+        exec_fail(t, "out of memory");
+        return;
+    }
+    exec_upload_with_log(t, "PUT", url, pre.data, "\"}", on_status);
+    strbuf_free(&pre);
+}
+
+static void on_log(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    tasklog_reader_close(t->reader);
+    t->reader = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        log_warn("task", "task %" PRIu64 ": full log not uploaded: %s", t->id, err);
+    }
+    stage_end(t);
+    exec_next(t);
+}
+
+static void step_log(exec_task *t)
+{
+    if (t->stage != STAGE_REPORTING)
+        stage_begin(t, STAGE_REPORTING);
+    if (!t->log_path[0]) { /* E6 needs content: nothing was logged, nothing to send */
+        stage_end(t);
+        exec_next(t);
+        return;
+    }
+    char url[512];
+    task_url(t, "logs/chunk", url, sizeof url);
+    exec_upload_with_log(t, "POST", url, "{\"phase\":\"plan\",\"offset\":0,\"checksum\":\"\",\"content\":\"", "\"}",
+                         on_log);
+}
+
+/* ---- entry points ------------------------------------------------------------------------------------------- */
+
+static const exec_step plan_steps[] = {
+    step_fetch, step_place, step_engine, step_render, step_init, step_plan, step_show, step_upload_plan,
+    step_changes, step_decide, step_status, step_log, NULL,
+};
+
+executor *executor_new(const executor_config *cfg)
+{
+    executor *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->cfg = *cfg;
+    engine_config ec = { .loop = cfg->loop, .http = cfg->http, .base_url = cfg->base_url, .token = cfg->token,
+                         .data_dir = cfg->data_dir, .engine_path = cfg->engine_path };
+    x->engines = engine_cache_new(&ec);
+    if (!x->engines) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+int executor_run(executor *x, uint64_t task_id, const char *workspace_id, task_action action, const char *type_name)
+{
+    int held = slots_find(x->cfg.slots, task_id);
+    if (exec_find(x, task_id) || (held >= 0 && x->cfg.slots->s[held].status == SLOT_RUNNING))
+        return 1; /* ref §8 entry 33: the same task dispatched twice */
+    task_type hint = TASK_TYPE_NONE;
+    if (type_name && slots_type_parse(type_name, &hint) < 0)
+        hint = TASK_TYPE_NONE;
+    if (action == ACTION_APPLY)
+        return SLOTS_E_INVALID; /* the apply pipeline is not part of this build */
+    /* With a type hint, place before fetching so that a full agent rejects at once. */
+    int where = -1;
+    if (hint != TASK_TYPE_NONE || x->cfg.slots->draining) {
+        where = slots_place(x->cfg.slots, hint == TASK_TYPE_NONE ? TASK_PLAN : hint, action, task_id);
+        if (where < 0)
+            return where;
+    }
+    int free_i = -1;
+    for (int i = 0; i < EXEC_MAX_TASKS && free_i < 0; i++)
+        if (!x->tasks[i])
+            free_i = i;
+    exec_task *t = free_i < 0 ? NULL : calloc(1, sizeof *t);
+    if (!t)
+        return SLOTS_E_NO_SLOT;
+    t->x = x;
+    t->id = task_id;
+    snprintf(t->workspace_id, sizeof t->workspace_id, "%s", workspace_id ? workspace_id : "");
+    t->type = hint;
+    t->action = action;
+    t->slot = -1;
+    t->steps = plan_steps;
+    t->step = -1;
+    t->started_ms = now_ms();
+    planjson_errors_init(&t->errors, 0);
+    x->tasks[free_i] = t;
+    if (where >= 0 && hint != TASK_TYPE_NONE) {
+        slots_start(x->cfg.slots, where, task_id, hint, action, now_ms());
+        t->slot = where;
+        x->cfg.slots_changed(x->cfg.arg);
+    }
+    exec_next(t);
+    return 0;
+}
+
+bool executor_cancel(executor *x, uint64_t task_id, const char *why)
+{
+    exec_task *t = exec_find(x, task_id);
+    if (!t)
+        return false;
+    t->cancelled = true;
+    log_info("task", "task %" PRIu64 ": cancelling (%s)", task_id, why);
+    if (t->child)
+        proc_interrupt(t->child, (unsigned)t->x->cfg.cancel_grace_ms);
+    return true;
+}
+
+size_t executor_active(const executor *x)
+{
+    size_t n = 0;
+    for (int i = 0; i < EXEC_MAX_TASKS; i++)
+        n += x->tasks[i] != NULL;
+    return n;
+}
+
+const executor_counters *executor_stats(const executor *x) { return &x->n; }
+
+void executor_free(executor *x)
+{
+    if (!x)
+        return;
+    for (int i = 0; i < EXEC_MAX_TASKS; i++)
+        if (x->tasks[i])
+            exec_task_free(x->tasks[i]);
+    engine_cache_free(x->engines);
+    free(x);
+}
