@@ -3,7 +3,8 @@
  * One table maps (method, path pattern) to a handler; a pattern segment "*" captures one path segment (an agent
  * id). Agent routes go through upstream's pool-token check first (ref §2.2, with its {"code","message"} bodies);
  * the admin routes are unauthenticated — this is a dev tool. Handlers answer synchronously: the registry and the
- * C&C server are in memory on the same loop. */
+ * C&C server are in memory on the same loop. A path the table does not know goes to the api_more tables given at
+ * listen time (the task side, agentapi.c and adminapi.c) before it is a 404. */
 #include "api.h"
 
 #include <errno.h>
@@ -23,11 +24,15 @@
 #define API_VERSION_MAX_RUNES 50
 #define API_TOKEN_MAX 256
 
+#define API_MAX_MORE 4
+
 struct api {
     registry     *reg;
     cc_server    *cc;
     https_server *http;
     cJSON        *credentials; /* what /pool/secrets returns */
+    api_more      more[API_MAX_MORE];
+    size_t        nmore;
 };
 
 typedef void (*route_fn)(api *a, const https_request *req, https_response *res, const char *param);
@@ -107,8 +112,7 @@ static cJSON *body_object(const https_request *req, https_response *res, bool op
     return o;
 }
 
-/* ref §2.2, flavour "pool": NULL when the token is active, else the middleware's message. */
-static const char *pool_auth(api *a, const char *authorization)
+const char *api_pool_auth(registry *reg, const char *authorization)
 {
     char hash[REG_HASH_SIZE];
 
@@ -119,7 +123,12 @@ static const char *pool_auth(api *a, const char *authorization)
     if (strncmp(authorization + 7, "apt_", 4) != 0)
         return "Invalid token format";
     registry_token_hash(authorization + 7, hash);
-    return registry_token_active(a->reg, hash) ? NULL : "Invalid token";
+    return registry_token_active(reg, hash) ? NULL : "Invalid token";
+}
+
+static const char *pool_auth(api *a, const char *authorization)
+{
+    return api_pool_auth(a->reg, authorization);
 }
 
 /* ---- agent API (ref §2.4) ---- */
@@ -414,18 +423,28 @@ static void api_handler(const https_request *req, https_response *res, void *arg
         log_debug("api", "%s %s -> %d", req->method, req->path, res->status);
         return;
     }
+    for (size_t i = 0; !path_known && i < a->nmore; i++)
+        if (a->more[i].fn(a->more[i].arg, req, res)) {
+            log_debug("api", "%s %s -> %d", req->method, req->path, res->status);
+            return;
+        }
     https_reply_error(res, path_known ? 405 : 404, path_known ? "method not allowed" : "not found");
     log_debug("api", "%s %s -> %d", req->method, req->path, res->status);
 }
 
 /* ---- lifetime ---- */
 
-api *api_listen(uv_loop_t *loop, const char *host, int port, registry *reg, cc_server *cc, char *err,
-                size_t errlen)
+api *api_listen(uv_loop_t *loop, const char *host, int port, registry *reg, cc_server *cc, const api_more *more,
+                size_t nmore, char *err, size_t errlen)
 {
     api *a = calloc(1, sizeof *a);
-    https_opts opts = { .host = host, .port = port, .max_body = 1u << 20, .handler = api_handler };
+    https_opts opts = { .host = host, .port = port, .max_body = API_MAX_BODY, .handler = api_handler };
 
+    if (nmore > API_MAX_MORE) {
+        free(a);
+        snprintf(err, errlen, "too many route tables");
+        return NULL;
+    }
     if (!a || !(a->credentials = cJSON_CreateObject())) {
         free(a);
         snprintf(err, errlen, "out of memory");
@@ -433,6 +452,9 @@ api *api_listen(uv_loop_t *loop, const char *host, int port, registry *reg, cc_s
     }
     a->reg = reg;
     a->cc = cc;
+    if (nmore)
+        memcpy(a->more, more, nmore * sizeof *more);
+    a->nmore = nmore;
     opts.arg = a;
     a->http = https_listen(loop, &opts, err, errlen);
     if (!a->http) {

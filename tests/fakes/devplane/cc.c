@@ -70,6 +70,7 @@ struct cc_server {
     struct lws_context *ctx;
     int                 port;
     cc_conn            *conns;
+    cc_hooks            hooks;
     bool                freed; /* cc_free() was called */
 };
 
@@ -171,6 +172,8 @@ static void agent_detach(cc_conn *c)
         a->conn = NULL;
         a->online = false;
         a->last_ping_at_ns = now_ns(); /* upstream stamps the disconnect (ref §3.6) */
+        if (c->srv->hooks.disconnected)
+            c->srv->hooks.disconnected(c->srv->hooks.arg, c->agent_id);
     }
 }
 
@@ -265,6 +268,8 @@ static int conn_frame(cc_conn *c, const char *data, size_t len)
     } else {
         log_info("cc", "agent %s: %s", c->agent_id, m.type_name ? m.type_name : proto_type_name(m.type));
     }
+    if (c->srv->hooks.frame)
+        c->srv->hooks.frame(c->srv->hooks.arg, c->agent_id, &m);
     proto_msg_free(&m);
     return 0;
 }
@@ -444,6 +449,14 @@ cc_server *cc_listen(uv_loop_t *loop, const char *host, int port, registry *reg,
 int cc_port(const cc_server *s)
 {
     return s->port;
+}
+
+void cc_set_hooks(cc_server *s, const cc_hooks *h)
+{
+    if (h)
+        s->hooks = *h;
+    else
+        memset(&s->hooks, 0, sizeof s->hooks);
 }
 
 int cc_disconnect_agent(cc_server *s, const char *agent_id, int code, const char *why)

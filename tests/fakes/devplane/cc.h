@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "iac/proto.h"
 #include "registry.h"
 
 #define CC_PATH "/api/v1/agents/control"
@@ -24,9 +25,23 @@
 
 typedef struct cc_server cc_server;
 
+/* What the plane does with agents' messages beyond this module's bookkeeping (the task side: dispatch.c). Called on
+ * the loop, often from inside lws's callbacks (and from cc_disconnect_agent() and friends): a hook may queue frames
+ * (cc_send) but must not close connections or free the server. */
+typedef struct {
+    /* A frame that decoded, from agent_id's current connection, after a heartbeat has been recorded; m is valid
+     * during the call only. */
+    void (*frame)(void *arg, const char *agent_id, const proto_msg *m);
+    /* agent_id's connection ended or began to close: it no longer counts as connected. */
+    void (*disconnected)(void *arg, const char *agent_id);
+    void *arg;
+} cc_hooks;
+
 /* Listens on host:port (0: ephemeral). NULL with a message in err on failure. */
 cc_server *cc_listen(uv_loop_t *loop, const char *host, int port, registry *reg, char *err, size_t errlen);
 int cc_port(const cc_server *s);
+/* Installs the hooks (copied); NULL removes them (before cc_free, so that closing connections call nothing). */
+void cc_set_hooks(cc_server *s, const cc_hooks *h);
 
 /* Closes the agent's connection, if any, with a close frame (code, why). The agent shows as disconnected at once.
  * Returns 1 when a connection was closed, else 0. */

@@ -1,8 +1,10 @@
 /* main.c — iac-devplane: a small Terranova-compatible control plane for tests and `make run` (see README.md).
  *
- * Wires the flags, the logger, the registry, the API port (api.c on common/https) and the C&C port (cc.c) onto one
- * libuv loop, prints the ready line, writes the ready file, checks liveness on a timer and shuts down on SIGTERM or
- * SIGINT. Exit status: 0 after a signal, 1 when a port cannot be bound or the ready file written, 2 on a bad flag. */
+ * Wires the flags, the logger, the registry, the task store and its dispatcher, the API port (api.c on
+ * common/https, with the task side's agentapi.c and adminapi.c behind it) and the C&C port (cc.c) onto one libuv
+ * loop, prints the ready line, writes the ready file, checks liveness on a timer and shuts down on SIGTERM or
+ * SIGINT. Exit status: 0 after a signal, 1 when a port cannot be bound, the data directory created or the ready file
+ * written, 2 on a bad flag. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +15,17 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
+#include "adminapi.h"
+#include "agentapi.h"
 #include "api.h"
 #include "cc.h"
+#include "dispatch.h"
 #include "iac/config.h"
 #include "iac/digest.h"
 #include "iac/fsutil.h"
 #include "iac/log.h"
 #include "registry.h"
+#include "tasks.h"
 
 #ifndef IAC_VERSION
 #define IAC_VERSION "dev"
@@ -40,6 +46,10 @@ typedef struct {
     const char *ready_file;
     int         log_level;
     int         log_format;
+    int         dispatch_mode; /* dispatch_mode */
+    const char *data_dir;
+    const char *engine_zip;
+    const char *engine_version;
     char        token_buf[sizeof "apt__" + REG_POOL_MAX + DIGEST_SHA256_HEX_LEN];
 } dp_config;
 
@@ -47,6 +57,11 @@ typedef struct {
     uv_loop_t   loop;
     dp_config   cfg;
     registry   *reg;
+    tasks      *store;
+    dispatch   *disp;
+    agentapi   *agentapi;
+    adminapi   *adminapi;
+    char        data_dir[4096];
     cc_server  *cc;
     api        *api;
     uv_timer_t  liveness;
@@ -56,7 +71,7 @@ typedef struct {
 
 /* ---- configuration ---- */
 
-#define DP_NOPTIONS 10
+#define DP_NOPTIONS 14
 
 static size_t option_table(dp_config *c, cfg_option *t)
 {
@@ -81,6 +96,15 @@ static size_t option_table(dp_config *c, cfg_option *t)
           "log level", false, false },
         { NULL, "log-format", CFG_ENUM, &c->log_format, NULL, "text", 0, 0, "text|json", "log format",
           "log line format", false, false },
+        { NULL, "dispatch", CFG_ENUM, &c->dispatch_mode, NULL, "push", 0, 0, "push|pull", "dispatch mode",
+          "push: send run_task to agents with capacity; pull: only in answer to task_request", false, false },
+        { NULL, "data-dir", CFG_STRING, &c->data_dir, NULL, NULL, 0, 0, NULL, "data directory",
+          "where task outputs are kept, as unnamed files (default: $TMPDIR or /tmp)", false, false },
+        { NULL, "engine-zip", CFG_STRING, &c->engine_zip, NULL, NULL, 0, 0, NULL, "engine zip",
+          "a terraform/tofu zip served at /engines/<file> and advertised by the terraform-versions routes", false,
+          false },
+        { NULL, "engine-version", CFG_STRING, &c->engine_version, NULL, NULL, 0, 0, NULL, "engine version",
+          "the version string of --engine-zip (required with it)", false, false },
     };
     _Static_assert(sizeof table / sizeof table[0] == DP_NOPTIONS, "DP_NOPTIONS is the size of the table");
     memcpy(t, table, sizeof table);
@@ -120,9 +144,23 @@ static bool address_ok(const char *a)
     return uv_ip4_addr(a, 0, &s4) == 0 || uv_ip6_addr(a, 0, &s6) == 0;
 }
 
+static bool version_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n < 1 || n > 63)
+        return false;
+    for (; *v; v++)
+        if (!(*v >= 'a' && *v <= 'z') && !(*v >= 'A' && *v <= 'Z') && !(*v >= '0' && *v <= '9') && *v != '-' &&
+            *v != '_' && *v != '.' && *v != '+')
+            return false;
+    return true;
+}
+
 /* Checks that span options or that cfg cannot express. 0, or -1 with a message in err. */
 static int config_finish(dp_config *c, char *err, size_t errlen)
 {
+    char why[256];
+
     if (!address_ok(c->listen)) {
         snprintf(err, errlen, "--listen=\"%s\" is not allowed: must be an IP address such as 127.0.0.1", c->listen);
         return -1;
@@ -138,6 +176,19 @@ static int config_finish(dp_config *c, char *err, size_t errlen)
             return -1;
         }
         c->cc_port = c->port ? c->port + 10 : 0;
+    }
+    if (c->engine_zip && *c->engine_zip && (!c->engine_version || !*c->engine_version)) {
+        snprintf(err, errlen, "--engine-version is required with --engine-zip");
+        return -1;
+    }
+    if (c->engine_zip && *c->engine_zip && agentapi_engine_check(c->engine_zip, why, sizeof why) < 0) {
+        snprintf(err, errlen, "--engine-zip=\"%s\" is not allowed: %s", c->engine_zip, why);
+        return -1;
+    }
+    if (c->engine_version && *c->engine_version && !version_ok(c->engine_version)) {
+        snprintf(err, errlen, "--engine-version=\"%s\" is not allowed: must be 1 to 63 letters, digits, '.', '_', "
+                 "'+' or '-'", c->engine_version);
+        return -1;
     }
     if (!c->token || !*c->token) {
         /* Deterministic and documented as dev-only: apt_<pool>_<sha256hex("iac-devplane:" + pool)>. */
@@ -184,8 +235,12 @@ static void stop(devplane *d)
     }
     api_free(d->api);
     d->api = NULL;
+    if (d->cc)
+        cc_set_hooks(d->cc, NULL); /* connections that close from here on fail no task */
     cc_free(d->cc); /* its connections still reach the registry while they close: freed after the loop */
     d->cc = NULL;
+    dispatch_close(d->disp);
+    d->disp = NULL;
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -210,6 +265,59 @@ static int write_ready_file(devplane *d, int api_port, int cc_port)
     int n = snprintf(text, sizeof text, "{\"api_port\":%d,\"cc_port\":%d,\"pid\":%d}\n", api_port, cc_port,
                      (int)getpid());
     return fs_write_atomic(d->cfg.ready_file, text, (size_t)n, 0644);
+}
+
+/* The data directory: --data-dir (created if missing), else $TMPDIR or /tmp. The output files in it have no
+ * names (blob.h), so there is nothing to remove at exit. 0, or -1 with a message in err. */
+static int data_dir_open(devplane *d, char *err, size_t errlen)
+{
+    const char *tmp = getenv("TMPDIR");
+    const char *dir = d->cfg.data_dir && *d->cfg.data_dir ? d->cfg.data_dir : tmp && *tmp ? tmp : "/tmp";
+    int rc;
+
+    if (strlen(dir) >= sizeof d->data_dir) {
+        snprintf(err, errlen, "data directory %.300s: path too long", dir);
+        return -1;
+    }
+    snprintf(d->data_dir, sizeof d->data_dir, "%s", dir);
+    if ((rc = fs_mkdir_p(d->data_dir, 0700)) < 0) {
+        snprintf(err, errlen, "cannot create the data directory %.300s: %s", d->data_dir, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* The task store, its dispatcher and the task side's routes. 0, or -1 with a message in err. */
+static int task_side_open(devplane *d, char *err, size_t errlen)
+{
+    char why[256];
+
+    if (data_dir_open(d, err, errlen) < 0)
+        return -1;
+    d->store = tasks_new(d->data_dir, d->cfg.pool);
+    d->disp = d->store ? dispatch_new(&d->loop, d->store, d->reg, d->cc, (dispatch_mode)d->cfg.dispatch_mode) : NULL;
+    d->agentapi = d->disp ? agentapi_new(d->store, d->reg, d->disp) : NULL;
+    d->adminapi = d->disp ? adminapi_new(d->store, d->disp) : NULL;
+    if (!d->agentapi || !d->adminapi) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (d->cfg.engine_zip && *d->cfg.engine_zip &&
+        agentapi_set_engine(d->agentapi, d->cfg.engine_zip, d->cfg.engine_version, why, sizeof why) < 0) {
+        snprintf(err, errlen, "engine zip %s: %s", d->cfg.engine_zip, why);
+        return -1;
+    }
+    log_info("devplane", "task outputs in %s; dispatch by %s", d->data_dir,
+             d->cfg.dispatch_mode == DISPATCH_PULL ? "pull (task_request)" : "push");
+    return 0;
+}
+
+/* After the loop: what the handlers and hooks used. */
+static void task_side_free(devplane *d)
+{
+    agentapi_free(d->agentapi);
+    adminapi_free(d->adminapi);
+    tasks_free(d->store);
 }
 
 static int run(devplane *d)
@@ -238,13 +346,24 @@ static int run(devplane *d)
         uv_run(&d->loop, UV_RUN_NOWAIT); /* our handles' close callbacks; not until empty: see cc_listen */
         return 1;
     }
-    d->api = api_listen(&d->loop, host, (int)d->cfg.port, d->reg, d->cc, err, sizeof err);
+    if (task_side_open(d, err, sizeof err) < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        stop(d);
+        uv_run(&d->loop, UV_RUN_DEFAULT);
+        return 1;
+    }
+    const api_more more[] = { { agentapi_handle, d->agentapi }, { adminapi_handle, d->adminapi } };
+    d->api = api_listen(&d->loop, host, (int)d->cfg.port, d->reg, d->cc, more, sizeof more / sizeof more[0], err,
+                        sizeof err);
     if (!d->api) {
         fprintf(stderr, PROG ": API port: %s\n", err);
         stop(d);
         uv_run(&d->loop, UV_RUN_DEFAULT);
         return 1;
     }
+    agentapi_set_address(d->agentapi, host, api_port(d->api));
+    const cc_hooks hooks = { dispatch_frame, dispatch_disconnected, d->disp };
+    cc_set_hooks(d->cc, &hooks);
 
     uv_timer_start(&d->liveness, liveness_cb, (uint64_t)d->cfg.hb_check_ms, (uint64_t)d->cfg.hb_check_ms);
 
@@ -297,6 +416,7 @@ int main(int argc, char **argv)
 
     uv_loop_init(&d.loop);
     rc = run(&d);
+    task_side_free(&d);
     registry_free(d.reg);
     if (uv_loop_close(&d.loop) != 0)
         log_warn("devplane", "loop closed with handles still open");
