@@ -42,6 +42,9 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBIAC   := $(BUILD)/libiac.a
 LIBAGENT := $(BUILD)/libagent.a
 BINS     := $(BUILD)/iac-agent $(BUILD)/iac-devplane
+# fake-terraform: the terraform CLI double the tests run (tests/fakes/fake-terraform/README.md).
+FAKETF_SRC := $(sort $(wildcard tests/fakes/fake-terraform/*.c))
+BINS     += $(BUILD)/fake-terraform
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 
@@ -64,6 +67,9 @@ $(BUILD)/iac-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/iac-devplane: $(call obj,$(DEVPLANE_SRC)) $(LIBIAC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fake-terraform: $(call obj,$(FAKETF_SRC)) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the agent's modules too (store, config, …); the linker takes only what a test uses.
