@@ -8,6 +8,8 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <glob.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@ extern char **environ;
 
 #include "creds.h"
 #include "heartbeat.h"
+#include "iac/fsutil.h"
 #include "iac/json.h"
 #include "iac/log.h"
 #include "iac/strbuf.h"
@@ -561,6 +564,22 @@ bool agent_undrain(agent *a)
     return true;
 }
 
+/* Removes the kept work directory of a task: {data_dir}/workspaces/<any workspace>/<task id>. */
+static void agent_remove_workdir(agent *a, uint64_t task_id)
+{
+    char pattern[PATH_MAX];
+    snprintf(pattern, sizeof pattern, "%s/workspaces/*/%" PRIu64, a->opt->data_dir, task_id);
+    glob_t g;
+    if (glob(pattern, GLOB_NOSORT | GLOB_ONLYDIR, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        int rc = fs_rm_rf(g.gl_pathv[i]);
+        if (rc < 0)
+            log_warn("agent", "cannot remove %s: %s", g.gl_pathv[i], strerror(-rc));
+    }
+    globfree(&g);
+}
+
 uint64_t agent_release_reservation(agent *a, const char *why)
 {
     slot *s0 = &a->store.slots.s[0];
@@ -568,8 +587,10 @@ uint64_t agent_release_reservation(agent *a, const char *why)
         return 0;
     uint64_t task_id = s0->task_id;
     slots_release(&a->store.slots, task_id, agent_now_ms());
+    agent_remove_workdir(a, task_id);
     log_info("agent", "slot 0 reservation for task %" PRIu64 " released: %s", task_id, why);
     agent_state_changed(a);
+    agent_request_work(a); /* slot 0 is free again */
     return task_id;
 }
 

@@ -255,9 +255,10 @@ static void task_done(exec_task *t)
     executor *x = t->x;
     int outcome = t->cancelled ? EXEC_CANCELLED : t->failing ? EXEC_FAILED : EXEC_SUCCESS;
     if (t->slot >= 0) {
-        if (t->reserve && outcome == EXEC_SUCCESS)
-            slots_reserve(x->cfg.slots, t->id, now_ms());
-        else
+        const slot *s = &x->cfg.slots->s[t->slot];
+        if (s->status == SLOT_RESERVED && outcome != EXEC_SUCCESS)
+            slots_release(x->cfg.slots, t->id, now_ms()); /* reserved, then the report failed or was cancelled */
+        else if (s->status == SLOT_RUNNING)
             slots_finish(x->cfg.slots, t->id, now_ms());
     }
     if (!(t->reserve && outcome == EXEC_SUCCESS) && t->workdir[0]) {
@@ -904,7 +905,11 @@ static void on_locked(const httpc_response *r, void *arg)
     }
     t->final_status = "apply_pending";
     t->final_stage = "apply_pending";
+    /* Reserve before the plane hears apply_pending, so that its next look at this pod already shows slot 0 held
+     * for the task (DESIGN §4.2). */
     t->reserve = true;
+    slots_reserve(t->x->cfg.slots, t->id, now_ms());
+    t->x->cfg.slots_changed(t->x->cfg.arg);
     exec_next(t);
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# make run: a local control plane (iac-devplane) and one agent on loopback, then the agent's slot table as the
-# agent reports it and the heartbeat the plane received. Everything lives in a temporary directory that is removed
-# at the end. KEEP=1 leaves both running until Ctrl-C.
+# make run: a local control plane (iac-devplane) and one agent on loopback; the sample workspace examples/hello is
+# created on the plane and a plan_and_apply is queued; the agent plans it with fake-terraform (IAC_ENGINE_PATH; set
+# ENGINE=/path/to/terraform to use a real one), the live plan log is shown as the agent writes it, and the task
+# ends apply_pending with slot 0 reserved for it. Everything lives in a temporary directory removed at the end.
+# KEEP=1 leaves both running until Ctrl-C.
 set -euo pipefail
 build=${1:-build}
 work=$(mktemp -d "${TMPDIR:-/tmp}/iac-run.XXXXXX")
@@ -33,6 +35,7 @@ env -i PATH="$PATH" HOME="$work/home" \
     IAC_API_ENDPOINT=127.0.0.1 SERVER_PORT="$api_port" CC_SERVER_PORT="$cc_port" \
     IAC_AGENT_TOKEN="$token" IAC_AGENT_NAME=local-agent-0 IAC_AGENT_SLOTS=4 \
     IAC_AGENT_DATA_DIR="$work/data" IAC_AGENT_LISTEN="127.0.0.1:$status_port" \
+    IAC_ENGINE_PATH="${ENGINE:-$(cd "$build" && pwd)/fake-terraform}" \
     "$build/iac-agent" >"$work/agent.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do
@@ -44,16 +47,41 @@ if ! curl -fsS "http://127.0.0.1:$status_port/readyz" >/dev/null 2>&1; then
 fi
 
 echo
-echo "== the agent's own view (iac-agent status)"
+echo "== the agent registered (iac-agent status)"
 "$build/iac-agent" status --listen "127.0.0.1:$status_port"
+
+api="http://127.0.0.1:$api_port"
+field() { # field NAME < json: the value of a top-level string or number field
+    sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" | head -n 1
+}
+ws=$(curl -fsS -X POST --data-binary @examples/hello/workspace.json "$api/admin/workspaces" | field workspace_id)
+task=$(curl -fsS -X POST -d '{"task_type":"plan_and_apply"}' "$api/admin/workspaces/$ws/tasks" | field task_id)
 echo
-echo "== what the control plane received (GET /admin/agents)"
-curl -fsS "http://127.0.0.1:$api_port/admin/agents"
+echo "== workspace $ws (examples/hello): plan_and_apply queued as task $task; live plan log:"
+log="$work/data/workspaces/$ws/$task/.iac-task.log"
+status=pending
+for _ in $(seq 600); do
+    status=$(curl -fsS "$api/admin/tasks/$task" | field status)
+    case "$status" in running|pending) ;; *) break ;; esac
+    sleep 0.05
+    if [ -f "$log" ] && [ -z "${tail_pid:-}" ]; then tail -n +1 -f "$log" & tail_pid=$!; pids+=("$tail_pid"); fi
+done
+sleep 0.2
+[ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null
 echo
+echo "== task $task: $status"
+curl -fsS "$api/admin/tasks/$task" | sed 's/,"plan_output_tail":"[^"]*"//' | head -c 600; echo
 echo
-echo "== agent log"
-cat "$work/agent.log"
+echo "== the agent's slots now"
+"$build/iac-agent" status --listen "127.0.0.1:$status_port"
+if [ "$status" = apply_pending ]; then
+    echo
+    echo "Slot 0 stays reserved for task $task until its apply; the work directory (providers, plan.out) is kept:"
+    ls -a "$work/data/workspaces/$ws/$task"
+else
+    echo "the task did not reach apply_pending; agent log:"; cat "$work/agent.log"; exit 1
+fi
 if [ "${KEEP:-0}" = 1 ]; then
-    echo; echo "KEEP=1: devplane and agent keep running; Ctrl-C stops them."
+    echo; echo "KEEP=1: devplane and agent keep running (API $api); Ctrl-C stops them."
     wait
 fi

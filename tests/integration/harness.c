@@ -686,3 +686,13 @@ bool harness_pred_agent_connected(void *arg) {
     cJSON_Delete(st);
     return ok;
 }
+
+int harness_count_substr(const char *path, const char *needle) {
+    char *text = harness_read_file(path, NULL);
+    if (!text) return -1;
+    int n = 0;
+    size_t len = strlen(needle);
+    for (const char *p = text; len && (p = strstr(p, needle)); p += len) n++;
+    free(text);
+    return n;
+}

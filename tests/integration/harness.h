@@ -118,6 +118,7 @@ int harness_write_file(const char *path, const char *data, size_t len);
 bool harness_file_contains(const char *path, const char *needle);
 bool harness_file_contains_nocase(const char *path, const char *needle);
 int harness_count_lines(const char *path); /* non-empty lines; -1 when unreadable */
+int harness_count_substr(const char *path, const char *needle); /* occurrences in the file; -1 when unreadable */
 
 /* The devplane: init picks two free ports, pool "pool-it" and a random token of the right shape without starting
  * anything (so an agent can be pointed at a devplane that is not running yet); start runs it (again: a restart
