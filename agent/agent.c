@@ -387,8 +387,7 @@ static void agent_on_run_task(agent *a, const proto_run_task *rt)
     if (rc < 0) {
         /* Refused before anything started: tell the plane and give the task back to the queue. */
         a->n.tasks[TASK_OUTCOME_REJECTED]++;
-        const char *reason = action == ACTION_APPLY ? "this agent build does not run applies yet"
-                                                    : slots_strerror(rc);
+        const char *reason = slots_strerror(rc);
         log_info("agent", "task %" PRIu64 " (%s) rejected: %s", rt->task_id, slots_action_name(action), reason);
         proto_msg m = { .type = MSG_TASK_REJECTED };
         m.u.task_rejected.task_id = rt->task_id;
@@ -458,7 +457,11 @@ static void cc_message(const proto_msg *m, void *arg)
         agent_undrain(a);
         break;
     case MSG_CANCEL_TASK:
-        if (!executor_cancel(a->exec, m->u.task_ref.task_id, "cancel_task from the control plane"))
+        if (executor_cancel(a->exec, m->u.task_ref.task_id, "cancel_task from the control plane"))
+            break;
+        if (a->store.slots.s[0].status == SLOT_RESERVED && a->store.slots.s[0].task_id == m->u.task_ref.task_id)
+            agent_release_reservation(a, "the task was cancelled");
+        else
             log_debug("agent", "cancel_task for task %" PRIu64 ": not running here", m->u.task_ref.task_id);
         break;
     default:
@@ -494,7 +497,8 @@ static void agent_finish(agent *a)
     status_stop(a);
     uv_handle_t *handles[] = { (uv_handle_t *)&a->retry_timer, (uv_handle_t *)&a->hb_timer,
                                (uv_handle_t *)&a->hb_soon_timer, (uv_handle_t *)&a->creds_timer,
-                               (uv_handle_t *)&a->exit_timer, (uv_handle_t *)&a->sig_term,
+                               (uv_handle_t *)&a->exit_timer, (uv_handle_t *)&a->drain_timer,
+                               (uv_handle_t *)&a->sig_term,
                                (uv_handle_t *)&a->sig_int };
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
@@ -530,11 +534,26 @@ static void agent_exit_when_idle(agent *a)
     uv_timer_start(&a->exit_timer, on_exit_timer, EXIT_FLUSH_MS, 0);
 }
 
+static void on_drain_timer(uv_timer_t *t)
+{
+    agent *a = t->data;
+    log_warn("agent", "drain timeout: %zu task(s) still running are interrupted and reported",
+             executor_active(a->exec));
+    executor_interrupt_all(a->exec, "interrupted: the agent is shutting down (drain timeout)", false);
+}
+
 void agent_drain(agent *a, bool exit)
 {
     if (exit && a->exiting) {
-        log_warn("agent", "second stop request: exiting now");
-        agent_finish_soon(a);
+        if (executor_active(a->exec) == 0) {
+            log_warn("agent", "second stop request: exiting now");
+            agent_finish_soon(a);
+            return;
+        }
+        /* Interrupt at once, but still report every task before exiting (bounded by the exit deadline). */
+        log_warn("agent", "second stop request: interrupting %zu running task(s) now", executor_active(a->exec));
+        executor_interrupt_all(a->exec, "interrupted: the agent is shutting down", true);
+        uv_timer_start(&a->exit_timer, on_exit_timer, 30000, 0);
         return;
     }
     if (!a->draining)
@@ -547,6 +566,9 @@ void agent_drain(agent *a, bool exit)
             agent_exit_when_idle(a);
             return;
         }
+        log_info("agent", "waiting up to %lld s for %zu running task(s) before exiting",
+                 (long long)(a->opt->drain_timeout_ms / 1000), executor_active(a->exec));
+        uv_timer_start(&a->drain_timer, on_drain_timer, (uint64_t)a->opt->drain_timeout_ms, 0);
     }
     agent_state_changed(a);
 }
@@ -642,7 +664,8 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
     executor_config xc = { .loop = loop, .http = a->http, .base_url = a->base_url, .token = &opt->token,
                            .data_dir = opt->data_dir, .engine_path = opt->engine_path,
                            .plugin_cache_dir = opt->plugin_cache_dir, .environ = environ,
-                           .init_retry_wait_ms = opt->init_retry_wait_ms, .task_timeout_ms = opt->task_timeout_ms,
+                           .init_retry_wait_ms = opt->init_retry_wait_ms,
+                           .state_retry_wait_ms = opt->state_retry_wait_ms, .task_timeout_ms = opt->task_timeout_ms,
                            .cancel_grace_ms = opt->cancel_grace_ms, .slots = &a->store.slots, .send = exec_send,
                            .slots_changed = exec_slots_changed, .finished = exec_finished, .arg = a };
     a->exec = executor_new(&xc);
@@ -654,7 +677,8 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
         a->http = NULL;
         return -1;
     }
-    uv_timer_t *timers[] = { &a->retry_timer, &a->hb_timer, &a->hb_soon_timer, &a->creds_timer, &a->exit_timer };
+    uv_timer_t *timers[] = { &a->retry_timer, &a->hb_timer, &a->hb_soon_timer, &a->creds_timer, &a->exit_timer,
+                             &a->drain_timer };
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = a;

@@ -68,6 +68,7 @@ typedef struct agent {
     uv_timer_t     hb_soon_timer;   /* coalesces slot changes into one heartbeat within 100 ms */
     uv_timer_t     creds_timer;     /* registry credentials every 5 minutes */
     uv_timer_t     exit_timer;      /* hard deadline for the final flush */
+    uv_timer_t     drain_timer;     /* IAC_AGENT_DRAIN_TIMEOUT: then running tasks are interrupted */
     uv_signal_t    sig_term;
     uv_signal_t    sig_int;
     void         (*retry_step)(struct agent *a); /* what retry_timer runs */

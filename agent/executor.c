@@ -41,8 +41,12 @@
 #define EXEC_MAX_PLAN_JSON (256u << 20)
 
 /* Stages as the metrics page names them; the index is what steps record. */
-enum { STAGE_FETCHING, STAGE_INIT, STAGE_PLANNING, STAGE_SAVING_PLAN, STAGE_REPORTING, STAGE__N };
-static const char *const stage_names[] = { "fetching", "init", "planning", "saving_plan", "reporting" };
+enum {
+    STAGE_FETCHING, STAGE_INIT, STAGE_PLANNING, STAGE_SAVING_PLAN, STAGE_RESTORING_PLAN, STAGE_APPLYING,
+    STAGE_SAVING_STATE, STAGE_REPORTING, STAGE__N
+};
+static const char *const stage_names[] = { "fetching", "init", "planning", "saving_plan", "restoring_plan",
+                                            "applying", "saving_state", "reporting" };
 const double executor_stage_bounds[7] = { 0.1, 0.5, 1, 5, 15, 60, 300 };
 
 const char *executor_stage_name(int stage)
@@ -73,8 +77,24 @@ struct exec_task {
     proc         *child;
     httpc_call   *call;
     engine_wait  *engine_wait;
-    uv_timer_t    timer;       /* init retry waits */
-    bool          timer_open;
+    uv_timer_t    timer;       /* waits between init or state-upload attempts */
+    uv_timer_t    deadline;    /* IAC_AGENT_TASK_TIMEOUT */
+    int           handles_open;
+    bool          timed_out;
+    const char   *stop_reason; /* set by executor_interrupt_all: why the agent stops this task */
+    /* the apply phase */
+    cJSON        *plan_task;   /* E4 document */
+    bool          warm_slot;   /* slot 0 was reserved for this task here */
+    bool          warm;        /* init and plan restore skipped: plan.out matches the plan hash */
+    bool          state_tried; /* the state upload ran (on the main or the failure path) */
+    bool          state_unsaved; /* it failed: the workspace stays locked and the state is kept on disk */
+    int           state_try;
+    int64_t       max_version_before;
+    char         *state;       /* terraform.tfstate being uploaded */
+    size_t        state_len;
+    char          state_kept[PATH_MAX + 256];
+    int64_t       apply_started_ms;
+    int64_t       apply_seconds;
     int           init_attempt;
     bool          init_retryable;
     int           upload_try;
@@ -205,7 +225,8 @@ static exec_task *exec_find(const executor *x, uint64_t id)
 static void timer_closed(uv_handle_t *h)
 {
     exec_task *t = h->data;
-    free(t);
+    if (--t->handles_open == 0)
+        free(t);
 }
 
 static void exec_task_free(exec_task *t)
@@ -228,12 +249,12 @@ static void exec_task_free(exec_task *t)
     }
     planjson_errors_free(&t->errors);
     cJSON_Delete(t->bundle);
+    cJSON_Delete(t->plan_task);
     free(t->plan_json);
+    free(t->state);
     free(t->error);
-    if (t->timer_open)
-        uv_close((uv_handle_t *)&t->timer, timer_closed);
-    else
-        free(t);
+    uv_close((uv_handle_t *)&t->timer, timer_closed);
+    uv_close((uv_handle_t *)&t->deadline, timer_closed);
 }
 
 /* ---- the end of a task -------------------------------------------------------------------------------------- */
@@ -291,7 +312,11 @@ static void task_done(exec_task *t)
 
 static void step_status(exec_task *t);
 static void step_log(exec_task *t);
+static void step_save_state(exec_task *t);
+static void step_unlock(exec_task *t);
 static const exec_step fail_steps[] = { step_status, step_log, NULL };
+/* A failed or cancelled apply: its partial state is uploaded, then the workspace unlocked (ref §7.7, §8 entry 42). */
+static const exec_step apply_fail_steps[] = { step_save_state, step_unlock, step_status, step_log, NULL };
 
 static void exec_fail(exec_task *t, const char *fmt, ...)
 {
@@ -312,7 +337,7 @@ static void exec_fail(exec_task *t, const char *fmt, ...)
     t->final_status = "failed";
     t->final_stage = NULL; /* upstream leaves the stage as it was */
     t->reserve = false;
-    t->steps = fail_steps;
+    t->steps = t->action == ACTION_APPLY ? apply_fail_steps : fail_steps;
     t->step = -1;
     exec_next(t);
 }
@@ -505,6 +530,25 @@ static void step_render(exec_task *t)
     exec_next(t);
 }
 
+/* One resource_status_update frame (ref §3.9, §7.9): the plane records per-resource apply progress from it. */
+static void exec_send_progress(exec_task *t, const planjson_progress *pr)
+{
+    strbuf json = STRBUF_INIT;
+    char ts[40];
+    planjson_status_update_json(&json, t->id, pr);
+    rfc3339_now(ts, sizeof ts);
+    proto_msg m = { .type = MSG_LOG_STREAM };
+    m.u.log_stream.task_id = t->id;
+    m.u.log_stream.type = (char *)"resource_status_update";
+    m.u.log_stream.line = json.data ? json.data : (char *)"";
+    m.u.log_stream.timestamp = ts;
+    m.u.log_stream.stage = (char *)"applying";
+    m.u.log_stream.status = (char *)"";
+    if (json.oom || t->x->cfg.send(&m, t->x->cfg.arg) != 0)
+        t->x->n.live_frames_dropped++;
+    strbuf_free(&json);
+}
+
 /* ---- children ----------------------------------------------------------------------------------------------- */
 
 /* An init attempt is retried only when its output names a network problem (ref §7.4 step 2). */
@@ -533,6 +577,9 @@ static void child_line(proc_stream stream, const char *line, size_t len, void *a
     planjson_errors_feed(&t->errors, line, len);
     if (t->stage == STAGE_INIT && !t->init_retryable)
         t->init_retryable = init_error_is_retryable(line, len);
+    planjson_progress pr;
+    if (t->stage == STAGE_APPLYING && planjson_parse_progress(line, len, &pr))
+        exec_send_progress(t, &pr);
 }
 
 static void child_exit(int64_t status, int sig, void *arg)
@@ -543,10 +590,26 @@ static void child_exit(int64_t status, int sig, void *arg)
     t->child_done(t, status, sig);
 }
 
+/* A cancel or the task timeout ends the task at its next child: true when it did (the failure path runs). */
+static bool exec_stopped(exec_task *t)
+{
+    if (t->cancelled)
+        exec_fail(t, "task cancelled by user");
+    else if (t->timed_out)
+        exec_fail(t, "task timed out after %" PRId64 " s", t->x->cfg.task_timeout_ms / 1000);
+    else if (t->stop_reason)
+        exec_fail(t, "%s", t->stop_reason);
+    else
+        return false;
+    return true;
+}
+
 /* Runs argv in the work directory with env; done(t, status, signal) continues the story. */
 static void exec_spawn(exec_task *t, char **argv, char **env, const char *stdout_path,
                        void (*done)(exec_task *, int64_t, int))
 {
+    if (exec_stopped(t))
+        return;
     proc_options opts = { .stdout_path = stdout_path };
     static const proc_callbacks cb = { child_line, child_exit };
     t->child_done = done;
@@ -618,10 +681,8 @@ static void init_done(exec_task *t, int64_t status, int sig)
         save_lock_file(t);
         return;
     }
-    if (t->cancelled) {
-        exec_fail(t, "task cancelled by user");
+    if (exec_stopped(t))
         return;
-    }
     if (t->init_attempt >= 3 || !t->init_retryable) {
         exec_fail(t, "terraform init failed (attempt %d): exit status %" PRId64, t->init_attempt, status);
         return;
@@ -629,16 +690,15 @@ static void init_done(exec_task *t, int64_t status, int sig)
     int64_t wait = t->x->cfg.init_retry_wait_ms * (t->init_attempt == 1 ? 1 : 2);
     exec_say(t, LOG_WARN, "terraform init failed with a retryable error (attempt %d of 3); retrying in %" PRId64 " ms",
              t->init_attempt, wait);
-    if (!t->timer_open) {
-        uv_timer_init(t->x->cfg.loop, &t->timer);
-        t->timer.data = t;
-        t->timer_open = true;
-    }
     uv_timer_start(&t->timer, on_init_wait, (uint64_t)wait, 0);
 }
 
 static void step_init(exec_task *t)
 {
+    if (t->warm) { /* the apply runs in the plan's own directory: providers and .terraform are there */
+        exec_next(t);
+        return;
+    }
     t->init_attempt++;
     t->init_retryable = false;
     if (t->init_attempt == 1) {
@@ -668,10 +728,8 @@ static void plan_done(exec_task *t, int64_t status, int sig)
 {
     t->plan_seconds = (now_ms() - t->plan_started_ms) / 1000;
     stage_end(t);
-    if (t->cancelled) {
-        exec_fail(t, "task cancelled by user");
+    if (exec_stopped(t))
         return;
-    }
     if (status != 0 || sig != 0) {
         if (sig)
             exec_fail(t, "terraform plan was killed by signal %d", sig);
@@ -917,10 +975,8 @@ static void step_decide(exec_task *t)
 {
     if (t->log)
         tasklog_completed(t->log);
-    if (t->cancelled) {
-        exec_fail(t, "task cancelled by user");
+    if (exec_stopped(t))
         return;
-    }
     if (t->type != TASK_PLAN_AND_APPLY) {
         t->final_status = "success";
         t->final_stage = "completed";
@@ -999,23 +1055,32 @@ static void exec_upload_with_log(exec_task *t, const char *method, const char *u
 static void step_status(exec_task *t)
 {
     stage_begin(t, STAGE_REPORTING);
+    bool apply = t->action == ACTION_APPLY;
     char url[512], completed[40];
     task_url(t, "status", url, sizeof url);
     rfc3339_now(completed, sizeof completed);
     strbuf pre = STRBUF_INIT;
+    if (t->cancelled) /* ref §7.8: the plane has already written cancelled; a 409 is expected */
+        t->final_status = "cancelled";
     strbuf_printf(&pre, "{\"status\":\"%s\"", t->final_status ? t->final_status : "failed");
     if (t->final_stage)
         strbuf_printf(&pre, ",\"stage\":\"%s\"", t->final_stage);
     if (t->failing) {
-        char *blocks = planjson_errors_finish(&t->errors);
-        if (blocks) { /* the Error: blocks terraform printed are the message; task_failed carries the same */
+        char *blocks = t->cancelled ? NULL : planjson_errors_finish(&t->errors);
+        if (blocks && !t->state_unsaved) { /* terraform's Error: blocks are the message; task_failed says the same */
             free(t->error);
             t->error = blocks;
+        } else {
+            free(blocks);
         }
-        const char *text = t->error ? t->error : "failed";
+        const char *text = t->cancelled ? "Task cancelled by user" : t->error ? t->error : "failed";
         strbuf_puts(&pre, ",\"error_message\":\"");
         strbuf_json_escape(&pre, text, strlen(text));
         strbuf_putc(&pre, '"');
+    } else if (apply) {
+        if (t->apply_seconds > 0)
+            strbuf_printf(&pre, ",\"duration\":%" PRId64, t->apply_seconds);
+        strbuf_printf(&pre, ",\"plan_task_id\":%" PRIu64, t->id);
     } else {
         strbuf_printf(&pre, ",\"changes_add\":%d,\"changes_change\":%d,\"changes_destroy\":%d", t->counts.add,
                       t->counts.change, t->counts.destroy);
@@ -1026,7 +1091,7 @@ static void step_status(exec_task *t)
         if (t->reserve)
             strbuf_printf(&pre, ",\"plan_task_id\":%" PRIu64, t->id);
     }
-    strbuf_printf(&pre, ",\"completed_at\":\"%s\",\"plan_output\":\"", completed);
+    strbuf_printf(&pre, ",\"completed_at\":\"%s\",\"%s\":\"", completed, apply ? "apply_output" : "plan_output");
     if (pre.oom) {
         strbuf_free(&pre);
         exec_fail(t, "out of memory");
@@ -1062,8 +1127,361 @@ static void step_log(exec_task *t)
     }
     char url[512];
     task_url(t, "logs/chunk", url, sizeof url);
-    exec_upload_with_log(t, "POST", url, "{\"phase\":\"plan\",\"offset\":0,\"checksum\":\"\",\"content\":\"", "\"}",
-                         on_log);
+    exec_upload_with_log(t, "POST", url,
+                         t->action == ACTION_APPLY ? "{\"phase\":\"apply\",\"offset\":0,\"checksum\":\"\",\"content\":\""
+                                                   : "{\"phase\":\"plan\",\"offset\":0,\"checksum\":\"\",\"content\":\"",
+                         "\"}", on_log);
+}
+
+/* ---- the apply phase (ref §7.5) ----------------------------------------------------------------------------- */
+
+/* E4: the plan's artefacts and snapshot. */
+static void on_plan_task(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    char err[512];
+    if (!http_ok(r)) {
+        http_describe(r, err, sizeof err);
+        exec_fail(t, "failed to get plan task: %s", err);
+        return;
+    }
+    t->plan_task = json_parse_object(r->body, r->body_len, err, sizeof err);
+    if (!t->plan_task) {
+        exec_fail(t, "failed to get plan task: %s", err);
+        return;
+    }
+    if (render_validate_snapshot(t->plan_task, err, sizeof err) < 0) {
+        exec_fail(t, "%s", err);
+        return;
+    }
+    exec_next(t);
+}
+
+static void step_plan_task(exec_task *t)
+{
+    if (t->type != TASK_PLAN_AND_APPLY) {
+        exec_fail(t, "apply task has no associated plan task (task type %s)", slots_type_name(t->type));
+        return;
+    }
+    char url[512];
+    task_url(t, "plan-task", url, sizeof url);
+    t->call = exec_http(t, "GET", url, NULL, 0, HTTPC_RETRYING, on_plan_task);
+    if (!t->call)
+        exec_fail(t, "failed to get plan task: cannot start the request");
+}
+
+/* Warm when this pod kept the plan's directory and its plan.out is the plan that was approved (its SHA-256 is the
+ * plan hash); otherwise the directory is rebuilt from the snapshot (cold). */
+static void step_apply_prepare(exec_task *t)
+{
+    char err[512], plan_out[PATH_MAX + 16], hash[DIGEST_SHA256_HEX_LEN + 1];
+    snprintf(t->workdir, sizeof t->workdir, "%s/workspaces/%s/%" PRIu64, t->x->cfg.data_dir, t->workspace_id, t->id);
+    snprintf(plan_out, sizeof plan_out, "%s/plan.out", t->workdir);
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(t->plan_task, "task");
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(task, "plan_hash");
+    t->warm = t->warm_slot && cJSON_IsString(want) && want->valuestring[0] &&
+              digest_sha256_file_hex(plan_out, hash) == 0 && strcmp(hash, want->valuestring) == 0;
+    int rc = fs_mkdir_p(t->workdir, 0700);
+    if (rc < 0) {
+        exec_fail(t, "cannot create the work directory %s: %s", t->workdir, strerror(-rc));
+        return;
+    }
+    snprintf(t->log_path, sizeof t->log_path, "%s/.iac-task.log", t->workdir);
+    tasklog_opts lo = { .task_id = t->id, .send = exec_live_send, .send_arg = t };
+    rc = tasklog_open(t->log_path, &lo, &t->log);
+    if (rc < 0) {
+        t->log = NULL;
+        exec_fail(t, "cannot open the task log %s: %s", t->log_path, strerror(-rc));
+        t->log_path[0] = '\0';
+        return;
+    }
+    stage_begin(t, STAGE_FETCHING);
+    exec_say(t, LOG_INFO, "apply of task %" PRIu64 " in slot %d, terraform %s: %s", t->id, t->slot, t->engine,
+             t->warm ? "warm (the plan's own work directory; init and plan restore skipped)"
+                     : "cold (rebuilt from the plan's snapshot)");
+    if (!t->warm && render_apply_workdir(t->bundle, t->plan_task, t->workdir, err, sizeof err) < 0) {
+        stage_end(t);
+        exec_fail(t, "cannot write the configuration: %s", err);
+        return;
+    }
+    stage_end(t);
+    exec_next(t);
+}
+
+/* Cold: plan.out comes from the plan_data the plan uploaded (E8). */
+static void step_restore_plan(exec_task *t)
+{
+    if (t->warm) {
+        exec_next(t);
+        return;
+    }
+    stage_begin(t, STAGE_RESTORING_PLAN);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(t->plan_task, "plan_data");
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (!cJSON_IsString(data) || !data->valuestring[0]) {
+        stage_end(t);
+        exec_fail(t, "plan data is empty");
+        return;
+    }
+    if (digest_base64_decode(data->valuestring, strlen(data->valuestring), &bytes, &len) < 0) {
+        stage_end(t);
+        exec_fail(t, "plan data is not valid base64");
+        return;
+    }
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/plan.out", t->workdir);
+    int rc = fs_write_atomic(path, bytes, len, 0600);
+    free(bytes);
+    stage_end(t);
+    if (rc < 0) {
+        exec_fail(t, "cannot write %s: %s", path, strerror(-rc));
+        return;
+    }
+    exec_say(t, LOG_INFO, "restored plan.out (%zu bytes) from the plan's upload", len);
+    exec_next(t);
+}
+
+static void apply_done(exec_task *t, int64_t status, int sig)
+{
+    t->apply_seconds = (now_ms() - t->apply_started_ms) / 1000;
+    stage_end(t);
+    if (exec_stopped(t))
+        return;
+    if (status != 0 || sig != 0) {
+        if (sig)
+            exec_fail(t, "terraform apply was killed by signal %d", sig);
+        else
+            exec_fail(t, "exit status %" PRId64, status);
+        return;
+    }
+    exec_next(t);
+}
+
+static void step_apply(exec_task *t)
+{
+    stage_begin(t, STAGE_APPLYING);
+    t->apply_started_ms = now_ms();
+    char err[512] = "out of memory";
+    char **argv = taskenv_argv_apply(t->engine, t->workdir);
+    char **env = argv ? exec_env(t, false, err, sizeof err) : NULL;
+    if (!argv || !env) {
+        taskenv_free(argv);
+        taskenv_free(env);
+        stage_end(t);
+        exec_fail(t, "%s", err);
+        return;
+    }
+    exec_spawn(t, argv, env, NULL, apply_done);
+    taskenv_free(argv);
+    taskenv_free(env);
+}
+
+/* ---- state upload (E14 + E7), made idempotent (DESIGN §4.4) ------------------------------------------------- */
+
+#define STATE_TRIES 5
+
+static void state_attempt(exec_task *t);
+
+/* Every attempt failed: keep the state where a person finds it; the workspace stays locked (never unlock over
+ * unsaved state). */
+static void state_give_up(exec_task *t, const char *why)
+{
+    t->state_unsaved = true;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/unsaved-states", t->x->cfg.data_dir);
+    snprintf(t->state_kept, sizeof t->state_kept, "%s/ws_%s_task_%" PRIu64 "_%lld.tfstate", dir, t->workspace_id,
+             t->id, (long long)(now_ms() / 1000));
+    int rc = fs_mkdir_p(dir, 0700);
+    if (rc == 0)
+        rc = fs_write_atomic(t->state_kept, t->state, t->state_len, 0600);
+    stage_end(t);
+    char msg[PATH_MAX + 600];
+    if (rc == 0)
+        snprintf(msg, sizeof msg, "state upload failed after %d attempts (%s); the state is kept at %s on this pod and "
+                 "the workspace stays locked", t->state_try, why, t->state_kept);
+    else
+        snprintf(msg, sizeof msg, "state upload failed after %d attempts (%s) and the state could not be kept (%s); "
+                 "the workspace stays locked", t->state_try, why, strerror(-rc));
+    if (t->failing) { /* already failing: the message joins the task's own */
+        exec_say(t, LOG_ERROR, "%s", msg);
+        free(t->error);
+        t->error = strdup(msg);
+        exec_next(t);
+        return;
+    }
+    exec_fail(t, "%s", msg); /* t may be gone after this */
+}
+
+static void state_saved(exec_task *t, const char *how)
+{
+    exec_say(t, LOG_INFO, "state saved (%zu bytes, %s)", t->state_len, how);
+    stage_end(t);
+    exec_next(t);
+}
+
+static void on_state_posted(const httpc_response *r, void *arg);
+
+static void on_max_recheck(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    int64_t now_max = -1;
+    if (http_ok(r)) {
+        char err[128];
+        cJSON *doc = json_parse_object(r->body, r->body_len, err, sizeof err);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "max_version");
+        if (cJSON_IsNumber(m))
+            now_max = (int64_t)m->valuedouble;
+        cJSON_Delete(doc);
+    }
+    /* E7 is not idempotent (ref E7): if the version moved, an attempt that looked failed did land. */
+    if (now_max > t->max_version_before) {
+        state_saved(t, "an earlier attempt had landed");
+        return;
+    }
+    state_attempt(t);
+}
+
+static void on_state_wait(uv_timer_t *h)
+{
+    exec_task *t = h->data;
+    char url[512];
+    workspace_url(t, "state/max-version", url, sizeof url);
+    t->call = exec_http(t, "GET", url, NULL, 0, HTTPC_PLAIN, on_max_recheck);
+    if (!t->call)
+        state_attempt(t);
+}
+
+static void on_state_posted(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (http_ok(r)) {
+        state_saved(t, "new state version");
+        return;
+    }
+    char err[512];
+    http_describe(r, err, sizeof err);
+    if (t->state_try >= STATE_TRIES || (r->error == HTTPC_OK && r->status >= 400 && r->status < 500)) {
+        state_give_up(t, err);
+        return;
+    }
+    uint64_t wait = (uint64_t)t->x->cfg.state_retry_wait_ms * (uint64_t)t->state_try; /* 2, 4, 6, 8 s upstream */
+    exec_say(t, LOG_WARN, "state upload attempt %d of %d failed (%s); retrying in %" PRIu64 " ms", t->state_try,
+             STATE_TRIES, err, wait);
+    uv_timer_start(&t->timer, on_state_wait, wait, 0);
+}
+
+static void state_attempt(exec_task *t)
+{
+    t->state_try++;
+    char url[512], checksum[DIGEST_SHA256_HEX_LEN + 1];
+    task_url(t, "state", url, sizeof url);
+    digest_sha256_hex(t->state, t->state_len, checksum);
+    strbuf body = STRBUF_INIT;
+    strbuf_puts(&body, "{\"content\":");
+    strbuf_append(&body, t->state, t->state_len);
+    strbuf_printf(&body, ",\"checksum\":\"%s\",\"size\":%zu}", checksum, t->state_len);
+    t->call = body.oom ? NULL : exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_state_posted);
+    strbuf_free(&body);
+    if (!t->call)
+        state_give_up(t, "out of memory");
+}
+
+static void on_max_before(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    char err[512];
+    cJSON *doc = http_ok(r) ? json_parse_object(r->body, r->body_len, err, sizeof err) : NULL;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "max_version");
+    if (!cJSON_IsNumber(m)) {
+        if (!http_ok(r))
+            http_describe(r, err, sizeof err);
+        else if (doc)
+            snprintf(err, sizeof err, "no max_version in the answer");
+        cJSON_Delete(doc);
+        char why[600];
+        snprintf(why, sizeof why, "failed to get max state version: %s", err);
+        state_give_up(t, why);
+        return;
+    }
+    t->max_version_before = (int64_t)m->valuedouble;
+    cJSON_Delete(doc);
+    state_attempt(t);
+}
+
+/* Uploads terraform.tfstate: after a successful apply, and on the failure path after terraform ran (a failed or
+ * cancelled apply's partial state is recorded too, ref §8 entry 42). */
+static void step_save_state(exec_task *t)
+{
+    if (t->state_tried || (t->failing && !t->apply_started_ms)) {
+        exec_next(t);
+        return;
+    }
+    t->state_tried = true;
+    char path[PATH_MAX + 32], err[256];
+    snprintf(path, sizeof path, "%s/terraform.tfstate", t->workdir);
+    int rc = fs_read_file(path, 1u << 30, &t->state, &t->state_len);
+    if (rc < 0) {
+        if (t->failing) {
+            exec_next(t);
+            return;
+        }
+        exec_fail(t, "cannot read %s after the apply: %s", path, strerror(-rc));
+        return;
+    }
+    cJSON *check = json_parse_object(t->state, t->state_len, err, sizeof err);
+    cJSON_Delete(check);
+    stage_begin(t, STAGE_SAVING_STATE);
+    if (!check) {
+        char why[300];
+        snprintf(why, sizeof why, "terraform.tfstate is not valid JSON: %s", err);
+        state_give_up(t, why);
+        return;
+    }
+    char url[512];
+    workspace_url(t, "state/max-version", url, sizeof url);
+    t->call = exec_http(t, "GET", url, NULL, 0, HTTPC_PLAIN, on_max_before);
+    if (!t->call)
+        state_give_up(t, "out of memory");
+}
+
+/* E13, unless the state could not be saved: a workspace is never unlocked over unsaved state. */
+static void on_unlocked(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        log_warn("task", "task %" PRIu64 ": could not unlock workspace %s: %s", t->id, t->workspace_id, err);
+    }
+    exec_next(t);
+}
+
+static void step_unlock(exec_task *t)
+{
+    if (t->state_unsaved) {
+        exec_next(t);
+        return;
+    }
+    char url[512];
+    workspace_url(t, "unlock", url, sizeof url);
+    t->call = exec_http(t, "POST", url, NULL, 0, HTTPC_PLAIN, on_unlocked);
+    if (!t->call)
+        exec_next(t);
+}
+
+static void step_applied(exec_task *t)
+{
+    t->final_status = "applied";
+    t->final_stage = "applied";
+    if (t->log)
+        tasklog_completed(t->log);
+    exec_next(t);
 }
 
 /* ---- entry points ------------------------------------------------------------------------------------------- */
@@ -1072,6 +1490,21 @@ static const exec_step plan_steps[] = {
     step_fetch, step_place, step_engine, step_render, step_init, step_plan, step_show, step_upload_plan,
     step_changes, step_decide, step_status, step_log, NULL,
 };
+
+static const exec_step apply_steps[] = {
+    step_fetch, step_place, step_plan_task, step_engine, step_apply_prepare, step_init, step_restore_plan,
+    step_apply, step_save_state, step_applied, step_status, step_log, step_unlock, NULL,
+};
+
+static void on_deadline(uv_timer_t *h)
+{
+    exec_task *t = h->data;
+    t->timed_out = true;
+    log_warn("task", "task %" PRIu64 ": timed out after %" PRId64 " s; interrupting terraform", t->id,
+             t->x->cfg.task_timeout_ms / 1000);
+    if (t->child)
+        proc_interrupt(t->child, (unsigned)t->x->cfg.cancel_grace_ms);
+}
 
 executor *executor_new(const executor_config *cfg)
 {
@@ -1098,7 +1531,7 @@ int executor_run(executor *x, uint64_t task_id, const char *workspace_id, task_a
     if (type_name && slots_type_parse(type_name, &hint) < 0)
         hint = TASK_TYPE_NONE;
     if (action == ACTION_APPLY)
-        return SLOTS_E_INVALID; /* the apply pipeline is not part of this build */
+        hint = TASK_PLAN_AND_APPLY; /* only a plan_and_apply has an apply phase, and it runs in slot 0 */
     /* With a type hint, place before fetching so that a full agent rejects at once. */
     int where = -1;
     if (hint != TASK_TYPE_NONE || x->cfg.slots->draining) {
@@ -1119,12 +1552,19 @@ int executor_run(executor *x, uint64_t task_id, const char *workspace_id, task_a
     t->type = hint;
     t->action = action;
     t->slot = -1;
-    t->steps = plan_steps;
+    t->steps = action == ACTION_APPLY ? apply_steps : plan_steps;
     t->step = -1;
     t->started_ms = now_ms();
     planjson_errors_init(&t->errors, 0);
+    uv_timer_init(x->cfg.loop, &t->timer);
+    uv_timer_init(x->cfg.loop, &t->deadline);
+    t->timer.data = t->deadline.data = t;
+    t->handles_open = 2;
+    if (x->cfg.task_timeout_ms > 0)
+        uv_timer_start(&t->deadline, on_deadline, (uint64_t)x->cfg.task_timeout_ms, 0);
     x->tasks[free_i] = t;
     if (where >= 0 && hint != TASK_TYPE_NONE) {
+        t->warm_slot = action == ACTION_APPLY && x->cfg.slots->s[where].status == SLOT_RESERVED;
         slots_start(x->cfg.slots, where, task_id, hint, action, now_ms());
         t->slot = where;
         x->cfg.slots_changed(x->cfg.arg);
@@ -1143,6 +1583,18 @@ bool executor_cancel(executor *x, uint64_t task_id, const char *why)
     if (t->child)
         proc_interrupt(t->child, (unsigned)t->x->cfg.cancel_grace_ms);
     return true;
+}
+
+void executor_interrupt_all(executor *x, const char *why, bool now)
+{
+    for (int i = 0; i < EXEC_MAX_TASKS; i++) {
+        exec_task *t = x->tasks[i];
+        if (!t)
+            continue;
+        t->stop_reason = why;
+        if (t->child)
+            proc_interrupt(t->child, now ? 0 : (unsigned)x->cfg.cancel_grace_ms);
+    }
 }
 
 size_t executor_active(const executor *x)

@@ -40,6 +40,7 @@ typedef struct {
     const char  *plugin_cache_dir; /* TF_PLUGIN_CACHE_DIR or NULL */
     char *const *environ;          /* the agent's environment, the base of every child's */
     int64_t      init_retry_wait_ms;
+    int64_t      state_retry_wait_ms; /* first wait between state upload attempts; then 2×, 3×, 4× (ref §7.5) */
     int64_t      task_timeout_ms;
     int64_t      cancel_grace_ms;
     slot_table  *slots;
@@ -67,6 +68,9 @@ executor *executor_new(const executor_config *cfg);
 int executor_run(executor *x, uint64_t task_id, const char *workspace_id, task_action action, const char *type_name);
 /* Cancels a task (cancel_task): SIGINT to terraform's process group, SIGKILL after the grace. false if unknown. */
 bool executor_cancel(executor *x, uint64_t task_id, const char *why);
+/* The agent is stopping: every task ends at once — terraform gets SIGINT (SIGKILL after the cancel grace, or at
+ * once with now) — and takes the failure path with `why` (a static string), so every outcome is still reported. */
+void executor_interrupt_all(executor *x, const char *why, bool now);
 /* Tasks in progress (fetching or running). */
 size_t executor_active(const executor *x);
 const executor_counters *executor_stats(const executor *x);

@@ -33,7 +33,8 @@ typedef struct {
     int64_t     task_timeout_ms;
     int64_t     cancel_grace_ms;
     int64_t     drain_timeout_ms;
-    int64_t     init_retry_wait_ms; /* wait before the 2nd init attempt; the 3rd waits twice as long (ref §7.4) */
+    int64_t     init_retry_wait_ms;
+    int64_t     state_retry_wait_ms; /* first wait between state upload attempts (then 2×, 3×, 4×) */ /* wait before the 2nd init attempt; the 3rd waits twice as long (ref §7.4) */
     const char *engine_path; /* IAC_ENGINE_PATH: a local terraform/tofu binary; no version lookup or download */
     int         log_format;  /* log_format */
     int         log_level;   /* log_level */

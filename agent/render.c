@@ -819,11 +819,24 @@ static int plan_workspace(const cJSON *bundle, const cJSON **ws, char *err, size
     return json_get_object(bundle, "workspace", false, ws, err, errlen) < 0 ? -1 : 0;
 }
 
-static int plan_provider(const cJSON *bundle, strbuf *out, char *err, size_t errlen)
+/* What a work directory is rendered from: the task bundle (E3) and, for an apply rebuilt from its plan's snapshot,
+ * the plan task (E4) and the snapshot's resources resolved against it. */
+typedef struct {
+    const cJSON *bundle;
+    const cJSON *plan_task;  /* E4 "task" object, NULL in the plan phase */
+    const cJSON *resources;  /* resolved snapshot resources, NULL in the plan phase */
+} render_src;
+
+static int plan_main(const render_src *s, strbuf *out, char *err, size_t errlen)
+{
+    return render_main_tf(s->bundle, out, err, errlen);
+}
+
+static int plan_provider(const render_src *s, strbuf *out, char *err, size_t errlen)
 {
     const cJSON *ws, *pc = NULL;
     char msg[256];
-    if (plan_workspace(bundle, &ws, err, errlen) < 0)
+    if (plan_workspace(s->bundle, &ws, err, errlen) < 0)
         return -1;
     if (json_get_object(ws, "provider_config", false, &pc, msg, sizeof msg) < 0) {
         fail_at(err, errlen, "workspace", msg);
@@ -832,36 +845,46 @@ static int plan_provider(const cJSON *bundle, strbuf *out, char *err, size_t err
     return render_provider_tf(pc, out, err, errlen);
 }
 
-static int plan_variables(const cJSON *bundle, strbuf *out, char *err, size_t errlen)
+static int plan_variables(const render_src *s, strbuf *out, char *err, size_t errlen)
 {
     const cJSON *vars = NULL;
-    if (json_get_array(bundle, "variables", false, &vars, err, errlen) < 0)
+    if (json_get_array(s->bundle, "variables", false, &vars, err, errlen) < 0)
         return -1;
     return render_variables_tf(vars, true, out, err, errlen);
 }
 
-static int plan_tfvars(const cJSON *bundle, strbuf *out, char *err, size_t errlen)
+static int plan_tfvars(const render_src *s, strbuf *out, char *err, size_t errlen)
 {
     const cJSON *vars = NULL;
-    if (json_get_array(bundle, "variables", false, &vars, err, errlen) < 0)
+    if (json_get_array(s->bundle, "variables", false, &vars, err, errlen) < 0)
         return -1;
     return render_tfvars(vars, true, out, err, errlen);
 }
 
-static int plan_remote_data(const cJSON *bundle, strbuf *out, char *err, size_t errlen)
+static int plan_outputs(const render_src *s, strbuf *out, char *err, size_t errlen)
+{
+    return render_outputs_tf(s->bundle, out, err, errlen);
+}
+
+static int plan_remote_data(const render_src *s, strbuf *out, char *err, size_t errlen)
 {
     const cJSON *rd = NULL;
-    if (json_get_array(bundle, "remote_data", false, &rd, err, errlen) < 0)
+    if (json_get_array(s->bundle, "remote_data", false, &rd, err, errlen) < 0)
         return -1;
     return render_remote_data_tf(rd, out, err, errlen);
 }
 
-static int plan_lock(const cJSON *bundle, strbuf *out, char *err, size_t errlen)
+static int plan_state(const render_src *s, strbuf *out, char *err, size_t errlen)
+{
+    return render_state(s->bundle, out, err, errlen);
+}
+
+static int plan_lock(const render_src *s, strbuf *out, char *err, size_t errlen)
 {
     const cJSON *ws;
     const char *lock = "";
     char msg[256];
-    if (plan_workspace(bundle, &ws, err, errlen) < 0)
+    if (plan_workspace(s->bundle, &ws, err, errlen) < 0)
         return -1;
     if (json_get_string(ws, "terraform_lock_hcl", false, &lock, msg, sizeof msg) < 0) {
         fail_at(err, errlen, "workspace", msg);
@@ -873,44 +896,99 @@ static int plan_lock(const cJSON *bundle, strbuf *out, char *err, size_t errlen)
     return out->oom ? oom(err, errlen) : RENDER_WRITE;
 }
 
-/* The files of the plan phase, in upstream's order. */
-static const struct {
+/* ---- the apply phase from the plan's snapshot (ref §7.5 step 6) ---------------------------------------------- */
+
+static int apply_main(const render_src *s, strbuf *out, char *err, size_t errlen)
+{
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(s->bundle, "workspace");
+    return render_main_tf_from(s->resources, cJSON_GetObjectItemCaseSensitive(ws, "tf_code"), out, err, errlen);
+}
+
+static int apply_provider(const render_src *s, strbuf *out, char *err, size_t errlen)
+{
+    const cJSON *pc = NULL;
+    if (json_get_object(s->plan_task, "snapshot_provider_config", false, &pc, err, errlen) < 0)
+        return -1;
+    return render_provider_tf(pc, out, err, errlen);
+}
+
+/* Every snapshot variable, environment ones included, as upstream writes them. */
+static int apply_variables(const render_src *s, strbuf *out, char *err, size_t errlen)
+{
+    const cJSON *vars = NULL;
+    if (json_get_array(s->plan_task, "snapshot_variables", false, &vars, err, errlen) < 0)
+        return -1;
+    return render_variables_tf(vars, false, out, err, errlen);
+}
+
+static int apply_tfvars(const render_src *s, strbuf *out, char *err, size_t errlen)
+{
+    const cJSON *vars = NULL;
+    if (json_get_array(s->plan_task, "snapshot_variables", false, &vars, err, errlen) < 0)
+        return -1;
+    return render_tfvars(vars, false, out, err, errlen);
+}
+
+static int apply_none(const render_src *s, strbuf *out, char *err, size_t errlen)
+{
+    (void)s, (void)out, (void)err, (void)errlen;
+    return RENDER_SKIP;
+}
+
+typedef struct {
     const char *file;
-    int (*render)(const cJSON *bundle, strbuf *out, char *err, size_t errlen);
-} plan_files[] = {
-    { "main.tf.json", render_main_tf },
+    int (*render)(const render_src *s, strbuf *out, char *err, size_t errlen);
+} render_file;
+
+/* The files of the plan phase, in upstream's order. */
+static const render_file plan_files[] = {
+    { "main.tf.json", plan_main },
     { "provider.tf.json", plan_provider },
     { "variables.tf.json", plan_variables },
     { "variables.tfvars", plan_tfvars },
-    { "outputs.tf.json", render_outputs_tf },
+    { "outputs.tf.json", plan_outputs },
     { "remote_data.tf.json", plan_remote_data },
-    { "terraform.tfstate", render_state },
+    { "terraform.tfstate", plan_state },
     { ".terraform.lock.hcl", plan_lock },
 };
 
-#define PLAN_FILES (sizeof plan_files / sizeof plan_files[0])
+/* The files of a cold apply: code, provider and variables from the snapshot; state and lock file current. */
+static const render_file apply_files[] = {
+    { "main.tf.json", apply_main },
+    { "provider.tf.json", apply_provider },
+    { "variables.tf.json", apply_variables },
+    { "variables.tfvars", apply_tfvars },
+    { "outputs.tf.json", apply_none },
+    { "remote_data.tf.json", apply_none },
+    { "terraform.tfstate", plan_state },
+    { ".terraform.lock.hcl", plan_lock },
+};
 
-int render_plan_workdir(const cJSON *bundle, const char *workdir, char *err, size_t errlen)
+#define RENDER_FILES_MAX 8
+
+/* Renders every file of the table, then writes them (or removes the ones that must not exist). */
+static int render_workdir(const render_file *files, size_t n, const render_src *src, const char *workdir, char *err,
+                          size_t errlen)
 {
-    strbuf text[PLAN_FILES];
-    int kind[PLAN_FILES];
+    strbuf text[RENDER_FILES_MAX];
+    int kind[RENDER_FILES_MAX];
     char msg[512], path[PATH_MAX];
     const cJSON *ws;
     int rc = -1;
-    for (size_t i = 0; i < PLAN_FILES; i++)
+    for (size_t i = 0; i < n; i++)
         text[i] = (strbuf)STRBUF_INIT;
-    if (!cJSON_IsObject(bundle)) {
+    if (!cJSON_IsObject(src->bundle)) {
         snprintf(err, errlen, "the task bundle is not a JSON object");
         goto out;
     }
-    if (json_get_object(bundle, "workspace", true, &ws, msg, sizeof msg) < 0) {
+    if (json_get_object(src->bundle, "workspace", true, &ws, msg, sizeof msg) < 0) {
         snprintf(err, errlen, "failed to get workspace: %s", msg);
         goto out;
     }
-    for (size_t i = 0; i < PLAN_FILES; i++) {
-        kind[i] = plan_files[i].render(bundle, &text[i], msg, sizeof msg);
+    for (size_t i = 0; i < n; i++) {
+        kind[i] = files[i].render(src, &text[i], msg, sizeof msg);
         if (kind[i] < 0) {
-            snprintf(err, errlen, "%s: %s", plan_files[i].file, msg);
+            snprintf(err, errlen, "%s: %s", files[i].file, msg);
             goto out;
         }
     }
@@ -919,10 +997,10 @@ int render_plan_workdir(const cJSON *bundle, const char *workdir, char *err, siz
         snprintf(err, errlen, "cannot create %s: %s", workdir, strerror(-r));
         goto out;
     }
-    for (size_t i = 0; i < PLAN_FILES; i++) {
-        int n = snprintf(path, sizeof path, "%s/%s", workdir, plan_files[i].file);
-        if (n < 0 || (size_t)n >= sizeof path) {
-            snprintf(err, errlen, "%s: the work directory path is too long", plan_files[i].file);
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(path, sizeof path, "%s/%s", workdir, files[i].file);
+        if (len < 0 || (size_t)len >= sizeof path) {
+            snprintf(err, errlen, "%s: the work directory path is too long", files[i].file);
             goto out;
         }
         if (kind[i] == RENDER_WRITE)
@@ -938,11 +1016,101 @@ int render_plan_workdir(const cJSON *bundle, const char *workdir, char *err, siz
     rc = 0;
 out:
     /* Variable values, tokens and state are secrets: leave no copy in freed memory. */
-    for (size_t i = 0; i < PLAN_FILES; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (text[i].data)
             explicit_bzero(text[i].data, text[i].cap);
         strbuf_free(&text[i]);
     }
+    return rc;
+}
+
+int render_plan_workdir(const cJSON *bundle, const char *workdir, char *err, size_t errlen)
+{
+    render_src src = { bundle, NULL, NULL };
+    return render_workdir(plan_files, sizeof plan_files / sizeof plan_files[0], &src, workdir, err, errlen);
+}
+
+int render_validate_snapshot(const cJSON *plan_task, char *err, size_t errlen)
+{
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(plan_task, "task");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(task, "snapshot_created_at");
+    if (!at || cJSON_IsNull(at)) {
+        snprintf(err, errlen, "no snapshot data (snapshot_created_at is nil)");
+        return -1;
+    }
+    const cJSON *versions = cJSON_GetObjectItemCaseSensitive(task, "snapshot_resource_versions");
+    const cJSON *vars = cJSON_GetObjectItemCaseSensitive(task, "snapshot_variables");
+    if (!cJSON_IsObject(versions) || !vars || cJSON_IsNull(vars)) {
+        snprintf(err, errlen, "snapshot data is incomplete (snapshot_resource_versions or snapshot_variables missing)");
+        return -1;
+    }
+    const cJSON *v;
+    cJSON_ArrayForEach(v, versions) {
+        if (!cJSON_IsObject(v) || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v, "resource_db_id")) ||
+            !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v, "version"))) {
+            snprintf(err, errlen, "snapshot resource %.100s: expected resource_db_id and version numbers",
+                     v->string ? v->string : "?");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The resource of `list` with this resource_id whose current_version.version is `version`, or NULL. */
+static const cJSON *find_resource_version(const cJSON *list, const char *resource_id, double version)
+{
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "resource_id");
+        const cJSON *cv = cJSON_GetObjectItemCaseSensitive(r, "current_version");
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(cv, "version");
+        if (cJSON_IsString(id) && strcmp(id->valuestring, resource_id) == 0 && cJSON_IsNumber(ver) &&
+            ver->valuedouble == version)
+            return r;
+    }
+    return NULL;
+}
+
+static int resource_id_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+int render_apply_workdir(const cJSON *bundle, const cJSON *plan_task, const char *workdir, char *err, size_t errlen)
+{
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(plan_task, "task");
+    const cJSON *versions = cJSON_GetObjectItemCaseSensitive(task, "snapshot_resource_versions");
+    const cJSON *snap = cJSON_GetObjectItemCaseSensitive(plan_task, "snapshot_resources");
+    const cJSON *current = cJSON_GetObjectItemCaseSensitive(bundle, "resources");
+    cJSON *resources = cJSON_CreateArray();
+    int n = cJSON_GetArraySize(versions), rc = -1;
+    const cJSON **order = n ? calloc((size_t)n, sizeof *order) : NULL;
+    if (!resources || (n && !order)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    /* Upstream walks a Go map (no order); sorting by resource id makes the merge order reproducible. */
+    int k = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, versions) order[k++] = v;
+    qsort(order, (size_t)n, sizeof *order, resource_id_cmp);
+    for (int i = 0; i < n; i++) {
+        double version = cJSON_GetObjectItemCaseSensitive(order[i], "version")->valuedouble;
+        const cJSON *r = find_resource_version(snap, order[i]->string, version);
+        if (!r)
+            r = find_resource_version(current, order[i]->string, version);
+        if (!r) {
+            snprintf(err, errlen, "resource %.100s version %.0f of the plan's snapshot not found", order[i]->string,
+                     version);
+            goto out;
+        }
+        cJSON_AddItemReferenceToArray(resources, (cJSON *)r);
+    }
+    render_src src = { bundle, task, resources };
+    rc = render_workdir(apply_files, sizeof apply_files / sizeof apply_files[0], &src, workdir, err, errlen);
+out:
+    free(order);
+    cJSON_Delete(resources);
     return rc;
 }
 

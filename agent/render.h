@@ -74,6 +74,18 @@ void render_sanitize_name(const char *in, char *out, size_t outlen);
  * a malformed bundle leaves the directory untouched. 0, or -1 with "<file>: <why>" in err. */
 int render_plan_workdir(const cJSON *bundle, const char *workdir, char *err, size_t errlen);
 
+/* Checks an E4 plan task as ref §7.5 step 4 does: snapshot_created_at present ("no snapshot data
+ * (snapshot_created_at is nil)" otherwise), snapshot_resource_versions an object whose entries carry numeric
+ * resource_db_id and version, snapshot_variables present. 0, or -1 with the message in err. */
+int render_validate_snapshot(const cJSON *plan_task, char *err, size_t errlen);
+
+/* Writes the files of a cold apply (ref §7.5 step 6) into workdir: main.tf.json from the snapshot's resource
+ * versions (each found in plan_task.snapshot_resources, else among the bundle's resources with the same version;
+ * missing → error), provider.tf.json from snapshot_provider_config, variables.tf.json and variables.tfvars from
+ * every snapshot variable (environment ones too, as upstream), no outputs or remote data, terraform.tfstate and
+ * .terraform.lock.hcl from the current bundle. plan_task is the whole E4 document. 0, or -1 with a message. */
+int render_apply_workdir(const cJSON *bundle, const cJSON *plan_task, const char *workdir, char *err, size_t errlen);
+
 /* The lines the fetching stage logs (ref §7.4 step 1, upstream's wording): resources and their versions, terraform
  * variables (a sensitive value — or one whose "sensitive" is anything but false — as ***SENSITIVE***), the AWS
  * region of provider_config, the state version. emit(line, arg) once per line; a non-sensitive value is printed
