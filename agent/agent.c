@@ -89,6 +89,8 @@ static void on_hb_timer(uv_timer_t *t) { agent_heartbeat(t->data); }
 static void agent_state_changed(agent *a)
 {
     agent_save(a);
+    if (a->resv)
+        reservation_slots_changed(a->resv);
     if (!uv_is_active((uv_handle_t *)&a->hb_soon_timer))
         uv_timer_start(&a->hb_soon_timer, on_hb_timer, HEARTBEAT_COALESCE_MS, 0);
 }
@@ -308,6 +310,9 @@ static void cc_opened(void *arg)
     agent_heartbeat(a);
     uv_timer_start(&a->hb_timer, on_hb_timer, HEARTBEAT_INTERVAL_MS, HEARTBEAT_INTERVAL_MS);
     agent_request_work(a);
+    /* After every (re)connect: is the reservation still ours, and is any report from before a restart owed? */
+    reservation_check_now(a->resv);
+    recovery_report(a->recov);
 }
 
 static void cc_closed(int http_status, const char *reason, void *arg)
@@ -421,6 +426,21 @@ static void exec_slots_changed(void *arg)
 
 static void agent_exit_when_idle(agent *a);
 
+static void resv_release(uint64_t task_id, const char *why, void *arg)
+{
+    agent *a = arg;
+    if (a->store.slots.s[0].status == SLOT_RESERVED && a->store.slots.s[0].task_id == task_id)
+        agent_release_reservation(a, why);
+}
+
+static void recov_reported(uint64_t task_id, void *arg)
+{
+    agent *a = arg;
+    log_info("agent", "reported task %" PRIu64 " as failed: it was running when the agent stopped", task_id);
+    store_forget_interrupted(&a->store, task_id);
+    agent_save(a);
+}
+
 static void exec_finished(uint64_t task_id, int outcome, void *arg)
 {
     agent *a = arg;
@@ -490,6 +510,10 @@ static void agent_finish(agent *a)
     a->reg_call = a->creds_call = NULL;
     executor_free(a->exec);
     a->exec = NULL;
+    reservation_free(a->resv);
+    a->resv = NULL;
+    recovery_free(a->recov);
+    a->recov = NULL;
     httpc_free(a->http);
     a->http = NULL;
     cc_free(a->cc);
@@ -677,6 +701,21 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
         a->http = NULL;
         return -1;
     }
+    reservation_config resv_cfg = { .loop = loop, .http = a->http, .base_url = a->base_url, .token = &opt->token,
+                                    .store = &a->store, .slots = &a->store.slots, .ttl_ms = opt->reservation_ttl_ms,
+                                    .release = resv_release, .arg = a };
+    recovery_config vc = { .http = a->http, .base_url = a->base_url, .token = &opt->token, .store = &a->store,
+                           .send = exec_send, .reported = recov_reported, .arg = a };
+    a->resv = reservation_new(&resv_cfg);
+    a->recov = recovery_new(&vc);
+    if (!a->resv || !a->recov) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int orphans = recovery_clean_orphans(opt->data_dir, &a->store.slots);
+    if (orphans > 0)
+        log_info("agent", "removed %d work director%s left by tasks that are not held here", orphans,
+                 orphans == 1 ? "y" : "ies");
     uv_timer_t *timers[] = { &a->retry_timer, &a->hb_timer, &a->hb_soon_timer, &a->creds_timer, &a->exit_timer,
                              &a->drain_timer };
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
@@ -710,6 +749,10 @@ void agent_dispose(agent *a)
 {
     executor_free(a->exec);
     a->exec = NULL;
+    reservation_free(a->resv);
+    a->resv = NULL;
+    recovery_free(a->recov);
+    a->recov = NULL;
     if (a->http)
         httpc_free(a->http);
     cc_free(a->cc);

@@ -19,6 +19,8 @@
 
 #include "cc.h"
 #include "executor.h"
+#include "recovery.h"
+#include "reservation.h"
 #include "iac/backoff.h"
 #include "iac/httpc.h"
 #include "iac/https.h"
@@ -53,6 +55,8 @@ typedef struct agent {
     cc_session    *cc;
     https_server  *status;
     executor      *exec;       /* runs tasks in store.slots */
+    reservation   *resv;       /* ends slot 0's reservation on TTL or when its apply went elsewhere */
+    recovery      *recov;      /* reports tasks a restart interrupted */
     agent_store    store;      /* identity and the slot table (store.slots) */
     agent_phase    phase;
     bool           registered;
