@@ -3,7 +3,8 @@
 #   make            build/iac-agent, build/iac-devplane
 #   make test       install missing packages, build, run every unit and integration test
 #   make check-asan the same suites built with AddressSanitizer + UndefinedBehaviorSanitizer
-#   make run        install, build, start a local devplane and one agent, show the agent's slot table
+#   make run        install, build, start a local devplane and one agent, plan and apply examples/hello
+#                   (CONFIRM=1 confirms the apply automatically; KEEP=1 keeps both running)
 #   make deps       install the Debian packages the build needs (apt-get update first; no-op when present)
 #   make clean
 
@@ -107,7 +108,7 @@ deps:
 
 run: deps
 	$(MAKE) all
-	tests/run-local.sh $(BUILD)
+	CONFIRM="$(CONFIRM)" KEEP="$(KEEP)" tests/run-local.sh $(BUILD)
 
 clean:
 	rm -rf build

@@ -401,7 +401,9 @@ static void agent_on_run_task(agent *a, const proto_run_task *rt)
         cc_send(a->cc, &m);
         char url[700], body[128];
         snprintf(url, sizeof url, "%s/api/v1/agents/tasks/%" PRIu64 "/status", a->base_url, rt->task_id);
-        snprintf(body, sizeof body, "{\"status\":\"%s\"}", action == ACTION_APPLY ? "apply_pending" : "pending");
+        /* back to the queue it came from, status and stage alike (the plane's own dispatch rollback) */
+        const char *queue_status = action == ACTION_APPLY ? "apply_pending" : "pending";
+        snprintf(body, sizeof body, "{\"status\":\"%s\",\"stage\":\"%s\"}", queue_status, queue_status);
         httpc_req req = { .method = "PUT", .url = url, .bearer = a->opt->token, .body = body,
                           .body_len = strlen(body), .mode = HTTPC_RETRYING };
         httpc_request(a->http, &req, on_returned, a);

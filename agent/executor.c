@@ -82,6 +82,7 @@ struct exec_task {
     int           handles_open;
     bool          timed_out;
     const char   *stop_reason; /* set by executor_interrupt_all: why the agent stops this task */
+    bool          reason_wins; /* the agent stopped it: its reason is the message, not terraform's Error: block */
     /* the apply phase */
     cJSON        *plan_task;   /* E4 document */
     bool          warm_slot;   /* slot 0 was reserved for this task here */
@@ -431,7 +432,9 @@ static void exec_reject(exec_task *t, const char *reason)
     t->x->cfg.send(&m, t->x->cfg.arg);
     char url[512], body[96];
     task_url(t, "status", url, sizeof url);
-    snprintf(body, sizeof body, "{\"status\":\"%s\"}", t->action == ACTION_APPLY ? "apply_pending" : "pending");
+    /* back to the queue it came from, status and stage alike (the plane's own dispatch rollback) */
+    const char *queue_status = t->action == ACTION_APPLY ? "apply_pending" : "pending";
+    snprintf(body, sizeof body, "{\"status\":\"%s\",\"stage\":\"%s\"}", queue_status, queue_status);
     t->call = exec_http(t, "PUT", url, body, strlen(body), HTTPC_RETRYING, on_returned);
     if (!t->call) {
         httpc_response none = { .error = HTTPC_E_NOMEM, .errmsg = "cannot start the request", .body = "" };
@@ -595,12 +598,15 @@ static bool exec_stopped(exec_task *t)
 {
     if (t->cancelled)
         exec_fail(t, "task cancelled by user");
-    else if (t->timed_out)
-        exec_fail(t, "task timed out after %" PRId64 " s", t->x->cfg.task_timeout_ms / 1000);
-    else if (t->stop_reason)
-        exec_fail(t, "%s", t->stop_reason);
-    else
+    else if (t->timed_out || t->stop_reason) {
+        t->reason_wins = true;
+        if (t->timed_out)
+            exec_fail(t, "task timed out after %" PRId64 " s", t->x->cfg.task_timeout_ms / 1000);
+        else
+            exec_fail(t, "%s", t->stop_reason);
+    } else {
         return false;
+    }
     return true;
 }
 
@@ -1066,7 +1072,7 @@ static void step_status(exec_task *t)
     if (t->final_stage)
         strbuf_printf(&pre, ",\"stage\":\"%s\"", t->final_stage);
     if (t->failing) {
-        char *blocks = t->cancelled ? NULL : planjson_errors_finish(&t->errors);
+        char *blocks = t->cancelled || t->reason_wins ? NULL : planjson_errors_finish(&t->errors);
         if (blocks && !t->state_unsaved) { /* terraform's Error: blocks are the message; task_failed says the same */
             free(t->error);
             t->error = blocks;

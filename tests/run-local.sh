@@ -2,7 +2,9 @@
 # make run: a local control plane (iac-devplane) and one agent on loopback; the sample workspace examples/hello is
 # created on the plane and a plan_and_apply is queued; the agent plans it with fake-terraform (IAC_ENGINE_PATH; set
 # ENGINE=/path/to/terraform to use a real one), the live plan log is shown as the agent writes it, and the task
-# ends apply_pending with slot 0 reserved for it. Everything lives in a temporary directory removed at the end.
+# ends apply_pending with slot 0 reserved for it. The confirm command is printed (CONFIRM=1 confirms
+# automatically; on a terminal the script waits for it), then the warm apply runs on slot 0 to `applied`, a state
+# version is stored and slot 0 is idle again. Everything lives in a temporary directory removed at the end.
 # KEEP=1 leaves both running until Ctrl-C.
 set -euo pipefail
 build=${1:-build}
@@ -36,6 +38,7 @@ env -i PATH="$PATH" HOME="$work/home" \
     IAC_AGENT_TOKEN="$token" IAC_AGENT_NAME=local-agent-0 IAC_AGENT_SLOTS=4 \
     IAC_AGENT_DATA_DIR="$work/data" IAC_AGENT_LISTEN="127.0.0.1:$status_port" \
     IAC_ENGINE_PATH="${ENGINE:-$(cd "$build" && pwd)/fake-terraform}" \
+    FAKE_TF_APPLY_DELAY_MS="${FAKE_TF_APPLY_DELAY_MS:-400}" \
     "$build/iac-agent" >"$work/agent.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do
@@ -74,13 +77,48 @@ curl -fsS "$api/admin/tasks/$task" | sed 's/,"plan_output_tail":"[^"]*"//' | hea
 echo
 echo "== the agent's slots now"
 "$build/iac-agent" status --listen "127.0.0.1:$status_port"
-if [ "$status" = apply_pending ]; then
-    echo
-    echo "Slot 0 stays reserved for task $task until its apply; the work directory (providers, plan.out) is kept:"
-    ls -a "$work/data/workspaces/$ws/$task"
-else
+if [ "$status" != apply_pending ]; then
     echo "the task did not reach apply_pending; agent log:"; cat "$work/agent.log"; exit 1
 fi
+echo
+echo "Slot 0 stays reserved for task $task until its apply; the work directory (providers, plan.out) is kept:"
+ls -a "$work/data/workspaces/$ws/$task"
+confirm_cmd="curl -X POST -d '{\"apply_description\":\"make run\"}' $api/admin/tasks/$task/confirm"
+echo
+echo "== confirm the apply with:"
+echo "   $confirm_cmd"
+if [ "${CONFIRM:-0}" = 1 ]; then
+    echo "   (CONFIRM=1: confirming now)"
+    curl -fsS -X POST -d '{"apply_description":"make run CONFIRM=1"}' "$api/admin/tasks/$task/confirm" >/dev/null
+elif [ -t 0 ]; then
+    echo "   (waiting for it; Ctrl-C stops everything)"
+else
+    echo "   (or run 'make run CONFIRM=1' to confirm automatically; not waiting: no terminal)"
+    exit 0
+fi
+echo
+echo "== live apply log:"
+tail_pid=
+for _ in $(seq 36000); do
+    status=$(curl -fsS "$api/admin/tasks/$task" | field status)
+    stage=$(curl -fsS "$api/admin/tasks/$task" | field stage)
+    case "$status" in applied|failed|cancelled) break ;; esac
+    if [ "$stage" = applying ] && [ -z "$tail_pid" ] && [ -f "$log" ]; then
+        tail -n +1 -F "$log" 2>/dev/null & tail_pid=$!; pids+=("$tail_pid")
+    fi
+    sleep 0.05
+done
+sleep 0.3
+[ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
+[ -z "$tail_pid" ] && curl -fsS "$api/admin/tasks/$task/apply-output"
+echo
+echo "== task $task: $status"
+versions=$(curl -fsS "$api/admin/workspaces/$ws" | field state_versions)
+echo "state versions stored for $ws: $versions"
+echo
+echo "== the agent's slots after the apply"
+"$build/iac-agent" status --listen "127.0.0.1:$status_port"
+[ "$status" = applied ] || { echo "agent log:"; cat "$work/agent.log"; exit 1; }
 if [ "${KEEP:-0}" = 1 ]; then
     echo; echo "KEEP=1: devplane and agent keep running (API $api); Ctrl-C stops them."
     wait

@@ -21,9 +21,25 @@
 struct adminapi {
     tasks    *store;
     dispatch *disp;
+    faults   *faults;
 };
 
 /* ---- views ---- */
+
+/* One state version without its content: {"version", "task_id", "size", "checksum", "created_at"}. */
+static cJSON *state_row(const dp_state_version *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "version", (double)v->version);
+    if (v->task_id)
+        cJSON_AddNumberToObject(o, "task_id", v->task_id);
+    else
+        cJSON_AddNullToObject(o, "task_id");
+    cJSON_AddNumberToObject(o, "size", (double)v->size);
+    cJSON_AddStringToObject(o, "checksum", v->checksum);
+    route_add_time(o, "created_at", v->created_ns);
+    return o;
+}
 
 static cJSON *workspace_view(tasks *s, const dp_workspace *ws)
 {
@@ -41,6 +57,9 @@ static cJSON *workspace_view(tasks *s, const dp_workspace *ws)
     route_add_str_or_null(o, "lock_reason", ws->lock_reason);
     cJSON_AddNumberToObject(o, "state_versions", (double)ws->nstates);
     cJSON_AddNumberToObject(o, "max_state_version", (double)tasks_state_max_version(ws));
+    cJSON *states = cJSON_AddArrayToObject(o, "states");
+    for (size_t i = 0; states && i < ws->nstates; i++)
+        cJSON_AddItemToArray(states, state_row(&ws->states[i]));
     cJSON_AddStringToObject(o, "terraform_lock_hcl", ws->terraform_lock_hcl);
     route_add_str_or_null(o, "last_init_hash", ws->last_init_hash);
     route_add_str_or_null(o, "last_init_terraform_version", ws->last_init_terraform_version);
@@ -123,6 +142,32 @@ static cJSON *task_view(dp_task *t)
     cJSON_AddNumberToObject(o, "live_log_lines", (double)t->live_total);
     cJSON_AddItemToObject(o, "events", cJSON_Duplicate(t->events, true));
     cJSON_AddNumberToObject(o, "events_dropped", (double)t->events_dropped);
+    cJSON_AddItemToObject(o, "stages", cJSON_Duplicate(t->stages, true));
+    cJSON_AddNumberToObject(o, "stages_dropped", (double)t->stages_dropped);
+    /* apply confirmation (ref §6.5) */
+    cJSON_AddBoolToObject(o, "apply_confirmed", t->apply_confirmed_by != NULL);
+    route_add_str_or_null(o, "apply_confirmed_by", t->apply_confirmed_by);
+    route_add_time(o, "apply_confirmed_at", t->apply_confirmed_ns);
+    route_add_str_or_null(o, "apply_description", t->apply_description);
+    /* the snapshot (ref §6.1), NULL columns as null */
+    route_add_time(o, "snapshot_created_at", t->snap_created_ns);
+    cJSON_AddItemToObject(o, "snapshot_resource_versions", t->snap_resource_versions
+                                                                ? cJSON_Duplicate(t->snap_resource_versions, true)
+                                                                : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "snapshot_variables",
+                          t->snap_variables ? cJSON_Duplicate(t->snap_variables, true) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "snapshot_provider_config", t->snap_provider_config
+                                                              ? cJSON_Duplicate(t->snap_provider_config, true)
+                                                              : cJSON_CreateNull());
+    char why[256];
+    bool valid = tasks_snapshot_validate(t, why, sizeof why) == 0;
+    cJSON_AddBoolToObject(o, "snapshot_valid", valid);
+    route_add_str_or_null(o, "snapshot_error", valid ? NULL : why);
+    /* the state versions this task saved (E7) */
+    cJSON *states = cJSON_AddArrayToObject(o, "state_versions");
+    for (size_t i = 0; states && i < t->ws->nstates; i++)
+        if (t->ws->states[i].task_id == t->id)
+            cJSON_AddItemToArray(states, state_row(&t->ws->states[i]));
     return o;
 }
 
@@ -339,16 +384,12 @@ static void h_task_get(void *ctx, const https_request *req, https_response *res,
 }
 
 /* ref §6.8 steps 1 and 2 here, the rest in dispatch_cancel(). */
-static void h_task_cancel(void *ctx, const https_request *req, https_response *res, const char *id)
+static void cancel(adminapi *a, dp_task *t, const https_request *req, https_response *res)
 {
-    adminapi *a = ctx;
     static const char *const final[] = { "success", "applied", "failed", "cancelled" };
-    dp_task *t = path_task(a, res, id);
     char force[8];
     cJSON *o;
 
-    if (!t)
-        return;
     for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
         if (strcmp(t->status, final[i]) == 0) {
             https_reply_error(res, 400, "Cannot cancel completed, failed or already cancelled tasks");
@@ -369,6 +410,186 @@ static void h_task_cancel(void *ctx, const https_request *req, https_response *r
     cJSON_AddNumberToObject(o, "task_id", t->id);
     cJSON_AddStringToObject(o, "status", t->status);
     route_reply_json(res, 200, o);
+}
+
+static void h_task_cancel(void *ctx, const https_request *req, https_response *res, const char *id)
+{
+    adminapi *a = ctx;
+    dp_task *t = path_task(a, res, id);
+    if (t)
+        cancel(a, t, req, res);
+}
+
+/* ref §6.5: checks, snapshot validation, then the confirmation; the dispatcher sends the apply. */
+static void confirm(adminapi *a, dp_task *t, const https_request *req, https_response *res, const char *user)
+{
+    const char *description = "";
+    char err[256];
+    cJSON *body = route_body(req, false, err, sizeof err), *o, *e;
+    int64_t now = route_now_ns();
+
+    if (!body || json_get_string(body, "apply_description", false, &description, err, sizeof err) < 0) {
+        cJSON_Delete(body);
+        https_reply_error(res, 400, "apply_description is required");
+        return;
+    }
+    if (t->type != TASKS_PLAN_AND_APPLY) {
+        cJSON_Delete(body);
+        https_reply_error(res, 400, "Only plan_and_apply tasks can be confirmed for apply");
+        return;
+    }
+    if (strcmp(t->status, "apply_pending") != 0) {
+        cJSON_Delete(body);
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", "Task is not waiting for apply confirmation");
+        cJSON_AddStringToObject(o, "current_status", t->status);
+        route_reply_json(res, 400, o);
+        return;
+    }
+    if (!t->plan_task_id)
+        t->plan_task_id = t->id;
+    if (tasks_snapshot_validate(t, err, sizeof err) < 0) {
+        cJSON_Delete(body);
+        log_info("admin", "task %u: confirm refused: %s", t->id, err);
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", "Resources have changed since plan");
+        cJSON_AddStringToObject(o, "details", err);
+        route_reply_json(res, 409, o);
+        return;
+    }
+    if (tasks_confirm(t, user, description, now) < 0) {
+        cJSON_Delete(body);
+        https_reply_error(res, 500, "out of memory");
+        return;
+    }
+    if ((e = tasks_event(t, now, "confirmed"))) {
+        cJSON_AddStringToObject(e, "by", user);
+        cJSON_AddStringToObject(e, "apply_description", description);
+    }
+    cJSON_Delete(body);
+    log_info("admin", "task %u: apply confirmed by %s", t->id, user);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", "Apply confirmed, starting execution");
+    cJSON_AddNumberToObject(o, "task_id", t->id);
+    cJSON_AddStringToObject(o, "status", t->status);
+    route_reply_json(res, 200, o);
+    dispatch_kick(a->disp);
+}
+
+static void h_task_confirm(void *ctx, const https_request *req, https_response *res, const char *id)
+{
+    adminapi *a = ctx;
+    dp_task *t = path_task(a, res, id);
+    if (t)
+        confirm(a, t, req, res, "admin");
+}
+
+/* The task of a user route's "ws-id/task-id", or NULL with a 404 (also for a task of another workspace). */
+static dp_task *user_task(adminapi *a, https_response *res, const char *param)
+{
+    const char *slash = strchr(param, '/');
+    dp_task *t = NULL;
+    char *end;
+
+    if (slash && slash[1] >= '0' && slash[1] <= '9') {
+        unsigned long long n = strtoull(slash + 1, &end, 10);
+        t = !*end ? tasks_task_find(a->store, n) : NULL;
+        if (t && (strlen(t->ws->id) != (size_t)(slash - param) || strncmp(t->ws->id, param, (size_t)(slash - param))))
+            t = NULL;
+    }
+    if (!t)
+        https_reply_error(res, 404, "task not found");
+    return t;
+}
+
+static void h_user_confirm(void *ctx, const https_request *req, https_response *res, const char *param)
+{
+    adminapi *a = ctx;
+    dp_task *t = user_task(a, res, param);
+    if (t)
+        confirm(a, t, req, res, "user");
+}
+
+static void h_user_cancel(void *ctx, const https_request *req, https_response *res, const char *param)
+{
+    adminapi *a = ctx;
+    dp_task *t = user_task(a, res, param);
+    if (t)
+        cancel(a, t, req, res);
+}
+
+/* Test knob: damage the snapshot so that confirm answers 409 and E4 carries the damage (ref §8 entries 9, 28). */
+static void h_task_corrupt(void *ctx, const https_request *req, https_response *res, const char *id)
+{
+    adminapi *a = ctx;
+    dp_task *t = path_task(a, res, id);
+    const char *what = "created_at";
+    char err[256];
+    cJSON *body, *o;
+
+    if (!t)
+        return;
+    if (!(body = route_body(req, true, err, sizeof err)) ||
+        json_get_string(body, "what", false, &what, err, sizeof err) < 0 ||
+        tasks_snapshot_corrupt(t, what, err, sizeof err) < 0) {
+        cJSON_Delete(body);
+        route_reply_error(res, 400, "%s", err);
+        return;
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "task_id", t->id);
+    cJSON_AddStringToObject(o, "corrupted", what);
+    cJSON_Delete(body);
+    bool valid = tasks_snapshot_validate(t, err, sizeof err) == 0;
+    cJSON_AddBoolToObject(o, "snapshot_valid", valid);
+    route_add_str_or_null(o, "snapshot_error", valid ? NULL : err);
+    log_info("admin", "task %u: snapshot damaged (%s)", t->id,
+             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "corrupted")));
+    route_reply_json(res, 200, o);
+}
+
+/* ---- faults ---- */
+
+static void h_faults_add(void *ctx, const https_request *req, https_response *res, const char *param)
+{
+    adminapi *a = ctx;
+    char err[512];
+    cJSON *body, *view = NULL;
+    int rc;
+
+    (void)param;
+    if (!(body = route_body(req, false, err, sizeof err))) {
+        route_reply_error(res, 400, "invalid request body: %s", err);
+        return;
+    }
+    rc = faults_add(a->faults, body, &view, err, sizeof err);
+    cJSON_Delete(body);
+    if (rc < 0) {
+        https_reply_error(res, rc == -ENOSPC ? 507 : 400, err);
+        return;
+    }
+    if (view)
+        log_info("admin", "fault added: %s answers %d",
+                 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(view, "route")),
+                 (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(view, "status")));
+    route_reply_json(res, 201, view);
+}
+
+static void h_faults_get(void *ctx, const https_request *req, https_response *res, const char *param)
+{
+    adminapi *a = ctx;
+    (void)req;
+    (void)param;
+    route_reply_json(res, 200, faults_view(a->faults));
+}
+
+static void h_faults_clear(void *ctx, const https_request *req, https_response *res, const char *param)
+{
+    adminapi *a = ctx;
+    (void)req;
+    (void)param;
+    faults_clear(a->faults);
+    strbuf_puts(&res->body, "{\"cleared\":true}");
 }
 
 static void reply_output(https_response *res, blob *b)
@@ -450,6 +671,14 @@ static const route routes[] = {
     { "GET", "/admin/tasks", 0, h_task_list },
     { "GET", "/admin/tasks/*", 0, h_task_get },
     { "POST", "/admin/tasks/*/cancel", 0, h_task_cancel },
+    { "POST", "/admin/tasks/*/confirm", 0, h_task_confirm },
+    { "POST", "/admin/tasks/*/corrupt-snapshot", 0, h_task_corrupt },
+    { "POST", "/admin/faults", 0, h_faults_add },
+    { "GET", "/admin/faults", 0, h_faults_get },
+    { "DELETE", "/admin/faults", 0, h_faults_clear },
+    /* upstream's user routes (no auth here) */
+    { "POST", "/api/v1/workspaces/*/tasks/*/confirm-apply", 0, h_user_confirm },
+    { "POST", "/api/v1/workspaces/*/tasks/*/cancel", 0, h_user_cancel },
     { "GET", "/admin/tasks/*/plan-output", 0, h_task_plan_output },
     { "GET", "/admin/tasks/*/apply-output", 0, h_task_apply_output },
     { "GET", "/admin/tasks/*/plan-json", 0, h_task_plan_json },
@@ -472,13 +701,14 @@ bool adminapi_handle(void *arg, const https_request *req, https_response *res)
     return true;
 }
 
-adminapi *adminapi_new(tasks *store, dispatch *disp)
+adminapi *adminapi_new(tasks *store, dispatch *disp, faults *faults)
 {
     adminapi *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
     a->store = store;
     a->disp = disp;
+    a->faults = faults;
     return a;
 }
 

@@ -4,7 +4,8 @@
  * with the middleware's {"code", "message"} bodies when one fails, and otherwise leaves the task or workspace it
  * resolved in the request scope (req_task, req_ws) for the handler. Handlers decode the body with the strict
  * json.h getters — a field of the wrong type is a 400 "invalid request body: …", as Gin's binding answers — and
- * write upstream's bodies and status codes. Every change a task's status can depend on kicks the dispatcher. */
+ * write upstream's bodies and status codes. Every change a task's status can depend on kicks the dispatcher.
+ * Between the gate and the handler, and after the handler, the injected faults of faults.h may replace the answer. */
 #include "agentapi.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "faults.h"
 #include "iac/digest.h"
 #include "iac/fsutil.h"
 #include "iac/json.h"
@@ -32,6 +34,7 @@ struct agentapi {
     tasks    *store;
     registry *reg;
     dispatch *disp;
+    faults   *faults;
     char      base_url[128]; /* http://host:port */
     /* the engine (E18, E19, /engines/) */
     char     *engine_zip;
@@ -213,6 +216,88 @@ static void h_task_data(void *ctx, const https_request *req, https_response *res
     route_reply_json(res, 200, bundle(a->req_task));
 }
 
+/* ---- E4: plan artefacts for an apply ---- */
+
+/* ref E4 "task": optional keys omitted when absent (never null); the three other snapshot columns always present,
+ * a NULL column read as {} as upstream's scanner does. */
+static cJSON *plan_task_view(agentapi *a, const dp_task *t, const cJSON *snap_resources, const cJSON *snap_vars)
+{
+    cJSON *o = cJSON_CreateObject(), *ctx = cJSON_Duplicate(t->context, true);
+    char when[ROUTE_TIME_MAX];
+    const reg_agent *ag = t->agent_id[0] ? registry_agent_find(a->reg, t->agent_id) : NULL;
+
+    if (!o || !ctx) {
+        cJSON_Delete(o);
+        cJSON_Delete(ctx);
+        return NULL;
+    }
+    cJSON_AddNumberToObject(o, "id", t->id);
+    cJSON_AddStringToObject(o, "workspace_id", t->ws->id);
+    cJSON_AddStringToObject(o, "task_type", tasks_type_name(t->type));
+    route_time(t->created_ns, when);
+    cJSON_AddStringToObject(o, "created_at", when);
+    cJSON_DeleteItemFromObjectCaseSensitive(ctx, "_snapshot_resources");
+    cJSON_DeleteItemFromObjectCaseSensitive(ctx, "_snapshot_variables");
+    cJSON_AddItemToObject(ctx, "_snapshot_resources",
+                          snap_resources ? cJSON_Duplicate(snap_resources, true) : cJSON_CreateNull());
+    cJSON_AddItemToObject(ctx, "_snapshot_variables",
+                          snap_vars ? cJSON_Duplicate(snap_vars, true) : cJSON_CreateArray());
+    cJSON_AddItemToObject(o, "context", ctx);
+    if (t->plan_task_id)
+        cJSON_AddNumberToObject(o, "plan_task_id", (double)t->plan_task_id);
+    if (t->agent_id[0])
+        cJSON_AddStringToObject(o, "agent_id", t->agent_id);
+    if (ag)
+        cJSON_AddStringToObject(o, "agent_name", ag->name);
+    if (t->plan_hash && *t->plan_hash)
+        cJSON_AddStringToObject(o, "plan_hash", t->plan_hash);
+    if (t->snap_created_ns) {
+        route_time(t->snap_created_ns, when);
+        cJSON_AddStringToObject(o, "snapshot_created_at", when);
+    }
+    cJSON_AddItemToObject(o, "snapshot_resource_versions", t->snap_resource_versions
+                                                                ? cJSON_Duplicate(t->snap_resource_versions, true)
+                                                                : cJSON_CreateObject());
+    cJSON_AddItemToObject(o, "snapshot_variables",
+                          !t->snap_variables ? cJSON_CreateObject()
+                          : snap_vars        ? cJSON_Duplicate(snap_vars, true)
+                                             : cJSON_CreateArray());
+    cJSON_AddItemToObject(o, "snapshot_provider_config", t->snap_provider_config
+                                                              ? cJSON_Duplicate(t->snap_provider_config, true)
+                                                              : cJSON_CreateObject());
+    return o;
+}
+
+static void h_plan_task(void *ctx, const https_request *req, https_response *res, const char *param)
+{
+    agentapi *a = ctx;
+    const dp_task *t = a->req_task;
+    cJSON *resources = tasks_snapshot_resources(t), *vars = tasks_snapshot_variables(t);
+    cJSON *o = cJSON_CreateObject(), *task = plan_task_view(a, t, resources, vars);
+    char *b64 = NULL;
+
+    (void)req;
+    (void)param;
+    if (t->plan_data_len && (b64 = malloc(digest_base64_encoded_len(t->plan_data_len))))
+        digest_base64_encode(t->plan_data, t->plan_data_len, b64);
+    if (!o || !task || !vars || (t->plan_data_len && !b64)) {
+        cJSON_Delete(o);
+        cJSON_Delete(task);
+        cJSON_Delete(resources);
+        cJSON_Delete(vars);
+        free(b64);
+        https_reply_error(res, 500, "out of memory");
+        return;
+    }
+    cJSON_AddItemToObject(o, "task", task);
+    cJSON_AddItemToObject(o, "snapshot_resources", resources ? resources : cJSON_CreateNull());
+    if (b64)
+        cJSON_AddStringToObject(o, "plan_data", b64);
+    cJSON_Delete(vars);
+    free(b64);
+    route_reply_json(res, 200, o);
+}
+
 /* ---- E5: status ---- */
 
 static int decode_status(const cJSON *b, tasks_status_update *u, char *err, size_t errlen)
@@ -265,6 +350,9 @@ static void h_task_status(void *ctx, const https_request *req, https_response *r
         bind_fail(res, body, err);
         return;
     }
+    char was_status[TASKS_WORD_MAX], was_stage[TASKS_WORD_MAX];
+    snprintf(was_status, sizeof was_status, "%s", t->status);
+    snprintf(was_stage, sizeof was_stage, "%s", t->stage);
     rc = tasks_update_status(t, &u, route_now_ns());
     if (rc == -ECANCELED) {
         log_info("agentapi", "task %u: status %s rejected: the task was cancelled", t->id, u.status);
@@ -285,6 +373,12 @@ static void h_task_status(void *ctx, const https_request *req, https_response *r
         cJSON_AddStringToObject(e, "stage", t->stage);
     }
     log_info("agentapi", "task %u: status %s, stage %s", t->id, t->status, t->stage);
+    /* A running task put back in the queue by its agent (DESIGN §4.2 rejection: a plan to pending, an apply to
+     * apply_pending): the dispatcher must not hand it straight back to the same agent. */
+    if (strcmp(was_status, "running") == 0 &&
+        (strcmp(t->status, "pending") == 0 ||
+         (strcmp(t->status, "apply_pending") == 0 && strcmp(was_stage, "applying") == 0)))
+        dispatch_returned(a->disp, t);
     cJSON_Delete(body);
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "task status updated");
@@ -724,6 +818,7 @@ static void h_engine_file(void *ctx, const https_request *req, https_response *r
 
 static const route routes[] = {
     { "GET", "/api/v1/agents/tasks/*/data", AUTH_TASK, h_task_data },
+    { "GET", "/api/v1/agents/tasks/*/plan-task", AUTH_TASK, h_plan_task },
     { "PUT", "/api/v1/agents/tasks/*/status", AUTH_TASK, h_task_status },
     { "POST", "/api/v1/agents/tasks/*/logs/chunk", AUTH_TASK, h_log_chunk },
     { "POST", "/api/v1/agents/tasks/*/state", AUTH_TASK, h_state },
@@ -781,6 +876,13 @@ static bool gate(agentapi *a, int flavour, const https_request *req, https_respo
     return true;
 }
 
+/* An injected failure (faults.h): the status with {"error": "injected fault: …"}. */
+static void reply_fault(https_response *res, const char *name, int status, const char *when)
+{
+    log_info("agentapi", "%s: injected fault %d (%s the handler)", name, status, when);
+    route_reply_error(res, status, "injected fault: %s answers %d (%s the handler)", name, status, when);
+}
+
 bool agentapi_handle(void *arg, const https_request *req, https_response *res)
 {
     agentapi *a = arg;
@@ -793,8 +895,22 @@ bool agentapi_handle(void *arg, const https_request *req, https_response *res)
             https_reply_error(res, 405, "method not allowed");
         return known;
     }
-    if (gate(a, r->tag, req, res, param))
-        r->fn(a, req, res, param);
+    if (gate(a, r->tag, req, res, param)) {
+        char name[64];
+        uint64_t task_id = a->req_task ? a->req_task->id : 0;
+        int status;
+        faults_route_name(r->pattern, name, sizeof name);
+        if ((status = faults_take(a->faults, name, task_id, FAULT_BEFORE))) {
+            reply_fault(res, name, status, "before");
+        } else {
+            r->fn(a, req, res, param);
+            if ((status = faults_take(a->faults, name, task_id, FAULT_AFTER))) {
+                strbuf_free(&res->body);
+                res->content_type = NULL;
+                reply_fault(res, name, status, "after");
+            }
+        }
+    }
     a->req_task = NULL;
     a->req_ws = NULL;
     return true;
@@ -802,7 +918,7 @@ bool agentapi_handle(void *arg, const https_request *req, https_response *res)
 
 /* ---- lifetime ---- */
 
-agentapi *agentapi_new(tasks *store, registry *reg, dispatch *disp)
+agentapi *agentapi_new(tasks *store, registry *reg, dispatch *disp, faults *faults)
 {
     agentapi *a = calloc(1, sizeof *a);
     if (!a)
@@ -810,6 +926,7 @@ agentapi *agentapi_new(tasks *store, registry *reg, dispatch *disp)
     a->store = store;
     a->reg = reg;
     a->disp = disp;
+    a->faults = faults;
     snprintf(a->base_url, sizeof a->base_url, "http://127.0.0.1");
     return a;
 }

@@ -1,5 +1,5 @@
-/* agentapi.h — the agent API of the task side (ref §2.4 E3–E19) and the engine download the devplane serves
- * itself.
+/* agentapi.h — the agent API of the task side (ref §2.4 E3–E19, with E4 for applies) and the engine download the
+ * devplane serves itself.
  *
  * Routes behind api.c's own (api_more hook), with upstream's three auth flavours (ref §2.2): pool, pool+task and
  * pool+workspace. The engine is one zip given on the command line: E18 and E19 advertise it with
@@ -12,14 +12,15 @@
 #include <stddef.h>
 
 #include "dispatch.h"
+#include "faults.h"
 #include "iac/https.h"
 #include "registry.h"
 #include "tasks.h"
 
 typedef struct agentapi agentapi;
 
-/* NULL on OOM. The store, registry and dispatcher are the caller's. */
-agentapi *agentapi_new(tasks *store, registry *reg, dispatch *disp);
+/* NULL on OOM. The store, registry, dispatcher and fault rules are the caller's. */
+agentapi *agentapi_new(tasks *store, registry *reg, dispatch *disp, faults *faults);
 /* Can zip_path be served (a readable regular file whose name is 1-127 of [A-Za-z0-9._-])? 0, or -1 with the reason
  * in err. For the flag check, before anything starts. */
 int agentapi_engine_check(const char *zip_path, char *err, size_t errlen);

@@ -16,6 +16,13 @@
  * An agent that has not sent a heartbeat yet has upstream's initial status: plan_running 0, plan_limit 3,
  * apply_running false (ref §3.1).
  *
+ * Confirmed applies (ref §6.5 step 4, §8 entry 8) are re-tried on every pass, like upstream's ExecuteConfirmedApply
+ * and its 10 s monitor: an apply_pending task with apply_confirmed_by set goes (slot-aware) to the agent whose
+ * slot 0 is reserved for it — the warm path — else to any agent whose slot 0 is idle — the cold path, rebuilt
+ * from the snapshot and plan_data; never to one whose slot 0 runs something or holds another reservation. With
+ * --apply-dispatch upstream it goes to the next agent in the rotation whose heartbeat says apply_running false,
+ * as upstream's IsAgentAvailable does (ref §4.7) — which may well be another agent than the reserved one.
+ *
  * The C&C side follows ref §3.11 and §3.6: task_completed, task_failed and task_rejected are recorded in the task's
  * events and re-check the queue (the status itself only changes through E5); log_stream lines go to the task's
  * ring of live lines and resource_status_update lines to its resource changes (ref §3.9); when an agent's
@@ -38,6 +45,9 @@
 #define DISPATCH_INFLIGHT_NS (30 * INT64_C(1000000000))
 #define DISPATCH_SLOTS_MAX 64
 #define DISPATCH_CURRENT_MAX 256 /* current_tasks ids kept from a heartbeat */
+#define DISPATCH_RESERVED_MAX 16 /* task_request reservations kept */
+
+typedef enum { SLOT_OTHER = 0, SLOT_IDLE, SLOT_RUNNING, SLOT_RESERVED } slot_state;
 
 /* What the plane knows of one connected agent. Dropped when its connection ends: a new connection starts from
  * upstream's initial status again. */
@@ -49,9 +59,9 @@ typedef struct {
     bool     has_slots;
     int      nslots;
     struct {
-        int      id;
-        bool     idle;
-        uint64_t task_id;
+        int        id;
+        slot_state state;
+        uint64_t   task_id;
     } slots[DISPATCH_SLOTS_MAX];
     uint64_t current[DISPATCH_CURRENT_MAX];
     size_t   ncurrent;
@@ -59,6 +69,8 @@ typedef struct {
     bool     asked;   /* pull: a task_request stands */
     int64_t  free_pa; /* pull: what it still asks for */
     int64_t  free_plan;
+    uint64_t reserved[DISPATCH_RESERVED_MAX]; /* pull: the reservations it announced */
+    size_t   nreserved;
 } dp_agent;
 
 struct dispatch {
@@ -67,6 +79,7 @@ struct dispatch {
     registry      *reg;
     cc_server     *cc;
     dispatch_mode  mode;
+    dispatch_choice plan_choice, apply_choice;
     uv_timer_t     tick, soon;
     int            open_handles;
     bool           closing;
@@ -157,12 +170,55 @@ static bool can_take(dispatch *d, const dp_agent *ag, const dp_task *t, int64_t 
     if (t->type == TASKS_APPLY || ag->draining) /* upstream never finds an agent for a bare apply */
         return false;
     busy = in_flight(d, ag, pa, now);
-    if (!ag->has_slots)
+    if (!ag->has_slots || d->plan_choice == DISPATCH_UPSTREAM)
         return pa ? !ag->apply_running && busy == 0 : ag->plan_running + busy < ag->plan_limit;
     for (int i = 0; i < ag->nslots; i++)
-        if (ag->slots[i].idle && (pa ? ag->slots[i].id == 0 : ag->slots[i].id >= 1))
+        if (ag->slots[i].state == SLOT_IDLE && (pa ? ag->slots[i].id == 0 : ag->slots[i].id >= 1))
             idle++;
     return idle > busy;
+}
+
+/* The state of the agent's slot 0 by its last heartbeat, and the task it holds; SLOT_OTHER without slots. */
+static slot_state slot0(const dp_agent *ag, uint64_t *task_id)
+{
+    *task_id = 0;
+    for (int i = 0; ag->has_slots && i < ag->nslots; i++)
+        if (ag->slots[i].id == 0) {
+            *task_id = ag->slots[i].task_id;
+            return ag->slots[i].state;
+        }
+    return SLOT_OTHER;
+}
+
+/* Push, slot-aware: does slot 0 hold t here (the warm path)? Reserved for it — or still running it: the agent
+ * reserves slot 0 as its plan phase ends, and its heartbeat saying so can reach the plane after the E5 that made
+ * the task apply_pending (and after a quick confirmation). */
+static bool reserved_for(const dp_agent *ag, const dp_task *t)
+{
+    uint64_t id;
+    slot_state st = slot0(ag, &id);
+    return (st == SLOT_RESERVED || st == SLOT_RUNNING) && id == t->id;
+}
+
+/* Push: can the agent run t's apply cold? Slot-aware: slot 0 idle (judged by ref §4.7 without slots); upstream:
+ * apply_running false. Either way nothing of the plan_and_apply kind in flight to it. */
+static bool can_apply(dispatch *d, const dp_agent *ag, int64_t now)
+{
+    uint64_t id;
+    if (ag->draining || in_flight(d, ag, true, now) > 0)
+        return false;
+    if (d->apply_choice == DISPATCH_UPSTREAM || !ag->has_slots)
+        return !ag->apply_running;
+    return slot0(ag, &id) == SLOT_IDLE;
+}
+
+/* Pull: did the agent announce a reservation for t? */
+static bool asked_reserved(const dp_agent *ag, const dp_task *t)
+{
+    for (size_t i = 0; ag->asked && i < ag->nreserved; i++)
+        if (ag->reserved[i] == t->id)
+            return true;
+    return false;
 }
 
 /* Pull: does t fit in what the agent asked for? */
@@ -194,6 +250,61 @@ static dp_agent *pick(dispatch *d, const dp_task *t, int64_t now)
     return NULL;
 }
 
+/* Why an apply went where it went (for the task's events). */
+static const char *const apply_why[] = { "slot 0 reserved for it", "slot 0 idle", "apply_running false",
+                                         "task_request reservation", "task_request free slot 0" };
+enum { WHY_RESERVED, WHY_IDLE, WHY_UPSTREAM, WHY_ASKED_RESERVED, WHY_ASKED_FREE };
+
+typedef enum { FIT_NONE = 0, FIT_COLD, FIT_WARM } apply_fit;
+
+/* How the agent suits t's apply, and why: FIT_WARM (it holds t's reservation: taken at once), FIT_COLD (it can
+ * run it from the snapshot), FIT_NONE. Upstream's choice has no warm fit: any available agent will do. */
+static apply_fit fit_apply(dispatch *d, const dp_agent *ag, const dp_task *t, int64_t now, int *why)
+{
+    bool slot_aware = d->apply_choice == DISPATCH_SLOT_AWARE;
+    bool warm = d->mode == DISPATCH_PULL ? asked_reserved(ag, t) : reserved_for(ag, t);
+    bool cold = d->mode == DISPATCH_PULL ? ag->asked && ag->free_pa > 0 : can_apply(d, ag, now);
+
+    if (slot_aware && warm) {
+        *why = d->mode == DISPATCH_PULL ? WHY_ASKED_RESERVED : WHY_RESERVED;
+        return FIT_WARM;
+    }
+    if (!cold)
+        return FIT_NONE;
+    *why = d->mode == DISPATCH_PULL ? WHY_ASKED_FREE : slot_aware ? WHY_IDLE : WHY_UPSTREAM;
+    return FIT_COLD;
+}
+
+/* The agent a confirmed apply goes to, or NULL; *why says which rule chose it. Slot-aware: the agent holding the
+ * reservation wherever it is in the rotation, else the first that can run it cold; upstream: the first available
+ * one in the rotation. */
+static dp_agent *pick_apply(dispatch *d, const dp_task *t, int64_t now, int *why)
+{
+    size_t n = registry_agent_count(d->reg), best_i = 0;
+    dp_agent *best = NULL;
+
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (d->rr + k) % n;
+        reg_agent *ra = registry_agent_at(d->reg, i);
+        dp_agent *ag;
+        int w = 0;
+        apply_fit fit;
+        if (!ra->conn || !(ag = agent_get(d, ra->id)) || ag->draining ||
+            (strcmp(t->rejected_by, ag->agent_id) == 0 && t->rejected_news == ag->news))
+            continue;
+        if ((fit = fit_apply(d, ag, t, now, &w)) == FIT_NONE || (fit == FIT_COLD && best))
+            continue;
+        best = ag;
+        best_i = i;
+        *why = w;
+        if (fit == FIT_WARM || d->apply_choice == DISPATCH_UPSTREAM)
+            break;
+    }
+    if (best)
+        d->rr = (best_i + 1) % n;
+    return best;
+}
+
 /* ---- dispatch (ref §6.7 steps 6 and 7) ---- */
 
 static int send_task_frame(dispatch *d, const char *agent_id, const proto_msg *m)
@@ -205,47 +316,57 @@ static int send_task_frame(dispatch *d, const char *agent_id, const proto_msg *m
     return rc;
 }
 
-static int dispatch_task(dispatch *d, dp_task *t, dp_agent *ag, int64_t now)
+/* Sends t to ag: the plan phase of a pending task, or the apply of a confirmed apply_pending one. why: for the
+ * event (NULL for a plan). 0, or the send error (the row is rolled back and retried later). */
+static int dispatch_task(dispatch *d, dp_task *t, dp_agent *ag, bool apply, const char *why, int64_t now)
 {
     static const int64_t retry_s[] = { 5, 10, 20, 40, 60 }; /* indexed by retry_count after the increment */
+    const char *action = apply ? "apply" : "plan";
     proto_msg m = { .type = MSG_RUN_TASK };
     cJSON *e;
     int rc;
 
+    if (apply && !t->apply_confirmed_by) { /* ref §6.7 step 1, §8 entry 6: never without a confirmation */
+        log_error("dispatch", "task %u: refusing to dispatch an unconfirmed apply", t->id);
+        return -EPERM;
+    }
     /* The row is saved before the frame goes out, so the agent's first E3 already sees its agent_id. */
-    tasks_set_status(t, "running", "planning");
+    tasks_set_status(t, "running", apply ? "applying" : "planning", now, "dispatch");
     snprintf(t->agent_id, sizeof t->agent_id, "%s", ag->agent_id);
     t->started_ns = t->dispatched_ns = now;
+    if (apply)
+        t->plan_task_id = t->id;
     m.u.run_task.task_id = t->id;
     m.u.run_task.workspace_id = t->ws->id;
-    m.u.run_task.action = "plan";
+    m.u.run_task.action = (char *)action;
     m.u.run_task.task_type = (char *)tasks_type_name(t->type);
     rc = send_task_frame(d, ag->agent_id, &m);
     if (rc < 0) {
         /* Roll the row back and retry later by upstream's backoff. */
-        tasks_set_status(t, "pending", "");
+        tasks_set_status(t, apply ? "apply_pending" : "pending", "", now, "dispatch");
         t->agent_id[0] = '\0';
         t->started_ns = t->dispatched_ns = 0;
         t->retry_count++;
         t->retry_at_ns = now + retry_s[t->retry_count < 4 ? t->retry_count : 4] * INT64_C(1000000000);
         if ((e = tasks_event(t, now, "send_failed"))) {
             cJSON_AddStringToObject(e, "agent_id", ag->agent_id);
+            cJSON_AddStringToObject(e, "action", action);
             cJSON_AddStringToObject(e, "error", strerror(-rc));
         }
-        log_warn("dispatch", "task %u: run_task to %s failed (%s); retry %u", t->id, ag->agent_id, strerror(-rc),
-                 t->retry_count);
+        log_warn("dispatch", "task %u: run_task (%s) to %s failed (%s); retry %u", t->id, action, ag->agent_id,
+                 strerror(-rc), t->retry_count);
         return rc;
     }
     t->retry_count = 0;
-    if (d->mode == DISPATCH_PULL)
-        --*(t->type == TASKS_PLAN_AND_APPLY ? &ag->free_pa : &ag->free_plan);
     if ((e = tasks_event(t, now, "dispatched"))) {
         cJSON_AddStringToObject(e, "agent_id", ag->agent_id);
-        cJSON_AddStringToObject(e, "action", "plan");
+        cJSON_AddStringToObject(e, "action", action);
         cJSON_AddStringToObject(e, "mode", d->mode == DISPATCH_PULL ? "pull" : "push");
+        if (why)
+            cJSON_AddStringToObject(e, "why", why);
     }
-    log_info("dispatch", "task %u (%s, workspace %s) → %s (%s)", t->id, tasks_type_name(t->type), t->ws->id,
-             ag->agent_id, d->mode == DISPATCH_PULL ? "pull" : "push");
+    log_info("dispatch", "task %u (%s %s, workspace %s) → %s (%s%s%s)", t->id, tasks_type_name(t->type), action,
+             t->ws->id, ag->agent_id, d->mode == DISPATCH_PULL ? "pull" : "push", why ? ": " : "", why ? why : "");
     return 0;
 }
 
@@ -267,8 +388,30 @@ static void pass(dispatch *d)
             continue;
         if (!(t = tasks_next_executable(d->store, ws)) || t->retry_at_ns > now)
             continue;
-        if ((ag = pick(d, t, now)) && dispatch_task(d, t, ag, now) == 0)
+        if ((ag = pick(d, t, now)) && dispatch_task(d, t, ag, false, NULL, now) == 0) {
+            if (d->mode == DISPATCH_PULL)
+                --*(t->type == TASKS_PLAN_AND_APPLY ? &ag->free_pa : &ag->free_plan);
             sent = true;
+        }
+    }
+    /* Confirmed applies (ExecuteConfirmedApply, and upstream's monitor every 10 s: here every pass). The
+     * workspace lock is the task's own (taken when it reached apply_pending): it does not hold the apply back. */
+    for (size_t i = 0; i < tasks_task_count(d->store); i++) {
+        dp_task *t = tasks_task_at(d->store, i);
+        dp_agent *ag;
+        int why = 0;
+        if (strcmp(t->status, "apply_pending") != 0 || !t->apply_confirmed_by || t->retry_at_ns > now ||
+            !dispatchable_mode(t->ws) || strcmp(t->ws->pool_id, registry_pool(d->reg)) != 0)
+            continue;
+        if (!(ag = pick_apply(d, t, now, &why)) || dispatch_task(d, t, ag, true, apply_why[why], now) < 0)
+            continue;
+        if (why == WHY_ASKED_FREE)
+            ag->free_pa--;
+        else if (why == WHY_ASKED_RESERVED)
+            for (size_t k = 0; k < ag->nreserved; k++)
+                if (ag->reserved[k] == t->id)
+                    ag->reserved[k] = ag->reserved[--ag->nreserved];
+        sent = true;
     }
     if (sent)
         dispatch_kick(d);
@@ -304,8 +447,13 @@ static void on_heartbeat(dispatch *d, const char *agent_id, const proto_msg *m, 
     ag->has_slots = h->has_slots;
     ag->nslots = h->n_slots < DISPATCH_SLOTS_MAX ? (int)h->n_slots : DISPATCH_SLOTS_MAX;
     for (int i = 0; i < ag->nslots; i++) {
+        static const char *const states[] = { [SLOT_IDLE] = "idle", [SLOT_RUNNING] = "running",
+                                              [SLOT_RESERVED] = "reserved" };
         ag->slots[i].id = h->slots[i].slot_id;
-        ag->slots[i].idle = h->slots[i].status && strcmp(h->slots[i].status, "idle") == 0;
+        ag->slots[i].state = SLOT_OTHER;
+        for (int k = SLOT_IDLE; k <= SLOT_RESERVED; k++)
+            if (h->slots[i].status && strcmp(h->slots[i].status, states[k]) == 0)
+                ag->slots[i].state = (slot_state)k;
         ag->slots[i].task_id = h->slots[i].task_id;
     }
     if (!h->current_tasks_null) { /* null leaves the old list, as upstream */
@@ -328,6 +476,9 @@ static void on_task_request(dispatch *d, const char *agent_id, const proto_msg *
     ag->asked = true;
     ag->free_pa = r->free_plan_and_apply > 0 ? r->free_plan_and_apply : 0;
     ag->free_plan = r->free_plan > 0 ? r->free_plan : 0;
+    ag->nreserved = r->n_reserved < DISPATCH_RESERVED_MAX ? r->n_reserved : DISPATCH_RESERVED_MAX;
+    if (ag->nreserved)
+        memcpy(ag->reserved, r->reserved, ag->nreserved * sizeof ag->reserved[0]);
     ag->news = ++d->news_seq;
     log_info("dispatch", "agent %s asks for work: plan_and_apply %lld, plan %lld, %zu reservation(s)%s", agent_id,
              (long long)ag->free_pa, (long long)ag->free_plan, r->n_reserved,
@@ -462,7 +613,7 @@ void dispatch_disconnected(void *arg, const char *agent_id)
             continue;
         if (tasks_live_to_output(t) < 0)
             log_warn("dispatch", "task %u: cannot keep the live log", t->id);
-        snprintf(t->status, sizeof t->status, "failed");
+        tasks_set_status(t, "failed", NULL, now, "disconnect");
         tasks_set_string(&t->error_message, msg);
         t->completed_ns = now;
         if ((e = tasks_event(t, now, "agent_disconnected")))
@@ -498,17 +649,41 @@ static void send_ref(dispatch *d, const char *agent_id, msg_type type, uint32_t 
         log_info("dispatch", "task %u: %s sent to %s", task_id, proto_type_name(type), agent_id);
 }
 
+static bool connected(dispatch *d, const char *agent_id)
+{
+    const reg_agent *ra = registry_agent_find(d->reg, agent_id);
+    return ra && ra->conn;
+}
+
+/* DESIGN §6: an apply_pending task leaves without an apply — every agent whose heartbeat shows slot 0 reserved for
+ * it frees it, and so does the agent that ran its plan (its heartbeat may not show the reservation yet; a
+ * release for a task it does not hold is ignored). */
+static void release_reservations(dispatch *d, const dp_task *t)
+{
+    bool plan_agent_told = false;
+
+    for (size_t i = 0; i < d->nagents; i++) {
+        const dp_agent *ag = d->agents[i];
+        if (!reserved_for(ag, t) || !connected(d, ag->agent_id))
+            continue;
+        send_ref(d, ag->agent_id, MSG_RELEASE_RESERVATION, t->id);
+        plan_agent_told = plan_agent_told || strcmp(ag->agent_id, t->agent_id) == 0;
+    }
+    if (t->agent_id[0] && !plan_agent_told && connected(d, t->agent_id))
+        send_ref(d, t->agent_id, MSG_RELEASE_RESERVATION, t->id);
+}
+
 void dispatch_cancel(dispatch *d, dp_task *t)
 {
     int64_t now = route_now_ns();
 
     if (strcmp(t->status, "running") == 0 && t->agent_id[0])
         send_ref(d, t->agent_id, MSG_CANCEL_TASK, t->id);
-    else if (strcmp(t->status, "apply_pending") == 0 && t->agent_id[0])
-        send_ref(d, t->agent_id, MSG_RELEASE_RESERVATION, t->id); /* DESIGN §6: the slot 0 it holds */
+    else if (strcmp(t->status, "apply_pending") == 0)
+        release_reservations(d, t);
     if (tasks_live_to_output(t) < 0)
         log_warn("dispatch", "task %u: cannot keep the live log", t->id);
-    snprintf(t->status, sizeof t->status, "cancelled");
+    tasks_set_status(t, "cancelled", NULL, now, "cancel");
     t->completed_ns = now;
     tasks_set_string(&t->error_message, "Task cancelled by user");
     tasks_event(t, now, "cancelled");
@@ -520,11 +695,26 @@ void dispatch_cancel(dispatch *d, dp_task *t)
     dispatch_kick(d);
 }
 
+void dispatch_returned(dispatch *d, dp_task *t)
+{
+    const dp_agent *ag = t->agent_id[0] ? agent_find(d, t->agent_id) : NULL;
+
+    if (!ag)
+        return;
+    snprintf(t->rejected_by, sizeof t->rejected_by, "%s", ag->agent_id);
+    t->rejected_news = ag->news;
+    log_info("dispatch", "task %u handed back by %s (%s): not offered to it again before its next heartbeat", t->id,
+             ag->agent_id, t->status);
+    dispatch_kick(d);
+}
+
 cJSON *dispatch_view(dispatch *d)
 {
     cJSON *o = cJSON_CreateObject(), *list;
 
     cJSON_AddStringToObject(o, "mode", d->mode == DISPATCH_PULL ? "pull" : "push");
+    cJSON_AddStringToObject(o, "plan_dispatch", d->plan_choice == DISPATCH_UPSTREAM ? "upstream" : "slot-aware");
+    cJSON_AddStringToObject(o, "apply_dispatch", d->apply_choice == DISPATCH_UPSTREAM ? "upstream" : "slot-aware");
     list = cJSON_AddArrayToObject(o, "agents");
     for (size_t i = 0; i < d->nagents; i++) {
         const dp_agent *ag = d->agents[i];
@@ -536,9 +726,11 @@ cJSON *dispatch_view(dispatch *d)
         cJSON_AddBoolToObject(e, "draining", ag->draining);
         if (ag->has_slots && (slots = cJSON_CreateArray()))
             for (int k = 0; k < ag->nslots; k++) {
+                static const char *const names[] = { "other", "idle", "running", "reserved" };
                 cJSON *s = cJSON_CreateObject();
                 cJSON_AddNumberToObject(s, "slot_id", ag->slots[k].id);
-                cJSON_AddBoolToObject(s, "idle", ag->slots[k].idle);
+                cJSON_AddStringToObject(s, "status", names[ag->slots[k].state]);
+                cJSON_AddBoolToObject(s, "idle", ag->slots[k].state == SLOT_IDLE);
                 if (ag->slots[k].task_id)
                     cJSON_AddNumberToObject(s, "task_id", (double)ag->slots[k].task_id);
                 else
@@ -553,6 +745,9 @@ cJSON *dispatch_view(dispatch *d)
         cJSON_AddNumberToObject(free_counts, "plan_and_apply", (double)ag->free_pa);
         cJSON_AddNumberToObject(free_counts, "plan", (double)ag->free_plan);
         cJSON_AddItemToObject(e, "free", free_counts);
+        cJSON *res = cJSON_AddArrayToObject(e, "reserved");
+        for (size_t k = 0; res && k < ag->nreserved; k++)
+            cJSON_AddItemToArray(res, cJSON_CreateNumber((double)ag->reserved[k]));
         cJSON_AddItemToArray(list, e);
     }
     return o;
@@ -560,7 +755,7 @@ cJSON *dispatch_view(dispatch *d)
 
 /* ---- lifetime ---- */
 
-dispatch *dispatch_new(uv_loop_t *loop, tasks *store, registry *reg, cc_server *cc, dispatch_mode mode)
+dispatch *dispatch_new(uv_loop_t *loop, tasks *store, registry *reg, cc_server *cc, const dispatch_opts *opts)
 {
     dispatch *d = calloc(1, sizeof *d);
 
@@ -570,7 +765,9 @@ dispatch *dispatch_new(uv_loop_t *loop, tasks *store, registry *reg, cc_server *
     d->store = store;
     d->reg = reg;
     d->cc = cc;
-    d->mode = mode;
+    d->mode = opts->mode;
+    d->plan_choice = opts->plan_choice;
+    d->apply_choice = opts->apply_choice;
     uv_timer_init(loop, &d->tick);
     uv_timer_init(loop, &d->soon);
     d->tick.data = d->soon.data = d;

@@ -20,6 +20,7 @@
 #include "api.h"
 #include "cc.h"
 #include "dispatch.h"
+#include "faults.h"
 #include "iac/config.h"
 #include "iac/digest.h"
 #include "iac/fsutil.h"
@@ -47,6 +48,8 @@ typedef struct {
     int         log_level;
     int         log_format;
     int         dispatch_mode; /* dispatch_mode */
+    int         plan_dispatch;  /* dispatch_choice */
+    int         apply_dispatch; /* dispatch_choice */
     const char *data_dir;
     const char *engine_zip;
     const char *engine_version;
@@ -61,6 +64,7 @@ typedef struct {
     dispatch   *disp;
     agentapi   *agentapi;
     adminapi   *adminapi;
+    faults     *faults;
     char        data_dir[4096];
     cc_server  *cc;
     api        *api;
@@ -71,7 +75,7 @@ typedef struct {
 
 /* ---- configuration ---- */
 
-#define DP_NOPTIONS 14
+#define DP_NOPTIONS 16
 
 static size_t option_table(dp_config *c, cfg_option *t)
 {
@@ -98,6 +102,13 @@ static size_t option_table(dp_config *c, cfg_option *t)
           "log line format", false, false },
         { NULL, "dispatch", CFG_ENUM, &c->dispatch_mode, NULL, "push", 0, 0, "push|pull", "dispatch mode",
           "push: send run_task to agents with capacity; pull: only in answer to task_request", false, false },
+        { NULL, "plan-dispatch", CFG_ENUM, &c->plan_dispatch, NULL, "slot-aware", 0, 0, "slot-aware|upstream",
+          "plan dispatch", "push targets of pending tasks: slot-aware (heartbeat slots) or upstream (ref §4.7 only)",
+          false, false },
+        { NULL, "apply-dispatch", CFG_ENUM, &c->apply_dispatch, NULL, "slot-aware", 0, 0, "slot-aware|upstream",
+          "apply dispatch",
+          "targets of confirmed applies: slot-aware (the reserved slot 0, else an idle one) or upstream (any agent "
+          "with apply_running false, round-robin)", false, false },
         { NULL, "data-dir", CFG_STRING, &c->data_dir, NULL, NULL, 0, 0, NULL, "data directory",
           "where task outputs are kept, as unnamed files (default: $TMPDIR or /tmp)", false, false },
         { NULL, "engine-zip", CFG_STRING, &c->engine_zip, NULL, NULL, 0, 0, NULL, "engine zip",
@@ -294,10 +305,13 @@ static int task_side_open(devplane *d, char *err, size_t errlen)
 
     if (data_dir_open(d, err, errlen) < 0)
         return -1;
+    const dispatch_opts dopts = { (dispatch_mode)d->cfg.dispatch_mode, (dispatch_choice)d->cfg.plan_dispatch,
+                                  (dispatch_choice)d->cfg.apply_dispatch };
     d->store = tasks_new(d->data_dir, d->cfg.pool);
-    d->disp = d->store ? dispatch_new(&d->loop, d->store, d->reg, d->cc, (dispatch_mode)d->cfg.dispatch_mode) : NULL;
-    d->agentapi = d->disp ? agentapi_new(d->store, d->reg, d->disp) : NULL;
-    d->adminapi = d->disp ? adminapi_new(d->store, d->disp) : NULL;
+    d->faults = faults_new();
+    d->disp = d->store && d->faults ? dispatch_new(&d->loop, d->store, d->reg, d->cc, &dopts) : NULL;
+    d->agentapi = d->disp ? agentapi_new(d->store, d->reg, d->disp, d->faults) : NULL;
+    d->adminapi = d->disp ? adminapi_new(d->store, d->disp, d->faults) : NULL;
     if (!d->agentapi || !d->adminapi) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -307,8 +321,10 @@ static int task_side_open(devplane *d, char *err, size_t errlen)
         snprintf(err, errlen, "engine zip %s: %s", d->cfg.engine_zip, why);
         return -1;
     }
-    log_info("devplane", "task outputs in %s; dispatch by %s", d->data_dir,
-             d->cfg.dispatch_mode == DISPATCH_PULL ? "pull (task_request)" : "push");
+    log_info("devplane", "task outputs in %s; dispatch by %s, plans %s, applies %s", d->data_dir,
+             d->cfg.dispatch_mode == DISPATCH_PULL ? "pull (task_request)" : "push",
+             d->cfg.plan_dispatch == DISPATCH_UPSTREAM ? "upstream" : "slot-aware",
+             d->cfg.apply_dispatch == DISPATCH_UPSTREAM ? "upstream" : "slot-aware");
     return 0;
 }
 
@@ -317,6 +333,7 @@ static void task_side_free(devplane *d)
 {
     agentapi_free(d->agentapi);
     adminapi_free(d->adminapi);
+    faults_free(d->faults);
     tasks_free(d->store);
 }
 

@@ -1,6 +1,7 @@
 /* route.c — route matching and reply helpers for the devplane's task-side HTTP modules; see route.h.
  *
- * Small on purpose: the tables are short and scanned in order, and a pattern has at most one "*". The helpers are
+ * Small on purpose: the tables are short and scanned in order; a pattern has one "*" (an id), or two for the
+ * user routes under /api/v1/workspaces/{id}/tasks/{task_id}. The helpers are
  * the same shapes api.c writes for its own routes, so every answer of the plane looks alike. */
 #include "route.h"
 
@@ -11,16 +12,23 @@
 
 #include "iac/json.h"
 
-/* Does path match pattern? The "*" segment (non-empty, no '/') is copied into param. */
+/* Does path match pattern? Each "*" segment (non-empty, no '/') is copied into param; a second one follows the
+ * first after a '/' ("ws-1/7" for /api/v1/workspaces/ * /tasks/ * /…), so one-star patterns see the bare segment. */
 static bool path_match(const char *pattern, const char *path, char *param, size_t paramlen)
 {
+    size_t used = 0;
+
+    param[0] = '\0';
     while (*pattern && *path) {
         if (*pattern == '*') {
-            size_t n = strcspn(path, "/");
-            if (n == 0 || n >= paramlen)
+            size_t n = strcspn(path, "/"), sep = used ? 1 : 0;
+            if (n == 0 || used + sep + n >= paramlen)
                 return false;
-            memcpy(param, path, n);
-            param[n] = '\0';
+            if (sep)
+                param[used++] = '/';
+            memcpy(param + used, path, n);
+            used += n;
+            param[used] = '\0';
             path += n;
             pattern++;
             continue;

@@ -1,7 +1,7 @@
 /* route.h — route tables and reply helpers of the devplane's task-side HTTP modules (agentapi.c, adminapi.c).
  *
  * A route is (method, pattern, tag, handler); a pattern segment "*" captures one path segment (a task or workspace
- * id), handed to the handler. route_find() only matches: the caller runs its own gate (the token flavours of ref
+ * id), handed to the handler; with two "*" the handler gets both joined by '/' ("ws-1/7"). route_find() only matches: the caller runs its own gate (the token flavours of ref
  * §2.2, chosen by the tag) before calling the handler, and answers 405 when the path is known under another method.
  * Tables are chained behind api.c's own through api.h's api_more hook.
  *
@@ -25,7 +25,7 @@ typedef void (*route_fn)(void *ctx, const https_request *req, https_response *re
 
 typedef struct {
     const char *method;
-    const char *pattern; /* "*" matches one non-empty segment, copied to param */
+    const char *pattern; /* "*" matches one non-empty segment, copied to param (two: joined by '/') */
     int         tag;     /* the caller's (auth flavour) */
     route_fn    fn;
 } route;

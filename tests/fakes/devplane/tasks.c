@@ -130,6 +130,12 @@ static void task_free(dp_task *t)
     cJSON_Delete(t->resource_changes);
     cJSON_Delete(t->chunks);
     cJSON_Delete(t->events);
+    cJSON_Delete(t->stages);
+    cJSON_Delete(t->snap_resource_versions);
+    cJSON_Delete(t->snap_variables);
+    cJSON_Delete(t->snap_provider_config);
+    free(t->apply_confirmed_by);
+    free(t->apply_description);
     if (t->live) {
         for (size_t i = 0; i < TASKS_LIVE_LINES; i++)
             free(t->live[i]);
@@ -577,10 +583,38 @@ uint64_t tasks_state_max_version(const dp_workspace *ws)
 
 /* ---- tasks ---- */
 
-void tasks_set_status(dp_task *t, const char *status, const char *stage)
+/* Appends {"at", "status", "stage", "by"} to the stage history when the pair differs from the last entry. */
+static void stage_note(dp_task *t, int64_t now_ns, const char *by)
 {
-    snprintf(t->status, sizeof t->status, "%s", status);
-    snprintf(t->stage, sizeof t->stage, "%s", stage);
+    const cJSON *last = cJSON_GetArrayItem(t->stages, cJSON_GetArraySize(t->stages) - 1);
+    const char *ls = last ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "status")) : NULL;
+    const char *lg = last ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "stage")) : NULL;
+    char when[ROUTE_TIME_MAX];
+    cJSON *e;
+
+    if (!t->stages || (ls && lg && strcmp(ls, t->status) == 0 && strcmp(lg, t->stage) == 0))
+        return;
+    if (cJSON_GetArraySize(t->stages) >= TASKS_EVENTS_MAX) {
+        cJSON_DeleteItemFromArray(t->stages, 0);
+        t->stages_dropped++;
+    }
+    if (!(e = cJSON_CreateObject()))
+        return;
+    route_time(now_ns, when);
+    cJSON_AddStringToObject(e, "at", when);
+    cJSON_AddStringToObject(e, "status", t->status);
+    cJSON_AddStringToObject(e, "stage", t->stage);
+    cJSON_AddStringToObject(e, "by", by);
+    cJSON_AddItemToArray(t->stages, e);
+}
+
+void tasks_set_status(dp_task *t, const char *status, const char *stage, int64_t now_ns, const char *by)
+{
+    if (status != t->status)
+        snprintf(t->status, sizeof t->status, "%s", status);
+    if (stage)
+        snprintf(t->stage, sizeof t->stage, "%s", stage);
+    stage_note(t, now_ns, by);
 }
 
 int tasks_task_create(tasks *s, dp_workspace *ws, tasks_type type, cJSON *context, const char *description,
@@ -600,19 +634,21 @@ int tasks_task_create(tasks *s, dp_workspace *ws, tasks_type type, cJSON *contex
     t->id = (uint32_t)s->ntasks + 1;
     t->ws = ws;
     t->type = type;
-    tasks_set_status(t, "pending", "pending");
     t->created_ns = now_ns;
     t->context = context ? context : cJSON_CreateObject();
     t->resource_changes = cJSON_CreateArray();
     t->chunks = cJSON_CreateArray();
     t->events = cJSON_CreateArray();
+    t->stages = cJSON_CreateArray();
     blob_init(&t->plan_output, s->data_dir);
     blob_init(&t->apply_output, s->data_dir);
-    if (!t->context || !t->resource_changes || !t->chunks || !t->events ||
+    if (!t->context || !t->resource_changes || !t->chunks || !t->events || !t->stages ||
         (description && !(t->description = strdup(description)))) {
         task_free(t);
         return -ENOMEM;
     }
+    tasks_set_status(t, "pending", "pending", now_ns, "created");
+    (void)tasks_snapshot_take(t, now_ns); /* upstream only logs a failure: the columns stay NULL */
     s->tasks[s->ntasks++] = t;
     *out = t;
     return 0;
@@ -715,9 +751,7 @@ int tasks_update_status(dp_task *t, const tasks_status_update *u, int64_t now_ns
         cJSON_Delete(t->context);
         t->context = copy;
     }
-    snprintf(t->status, sizeof t->status, "%s", u->status);
-    if (u->stage && *u->stage)
-        snprintf(t->stage, sizeof t->stage, "%s", u->stage);
+    tasks_set_status(t, u->status, u->stage && *u->stage ? u->stage : NULL, now_ns, "agent");
     if (u->changes_add > 0 || u->changes_change > 0 || u->changes_destroy > 0) {
         t->changes_add = u->changes_add;
         t->changes_change = u->changes_change;
@@ -802,4 +836,229 @@ int tasks_live_to_output(dp_task *t)
     rc = blob_set(b, text.data ? text.data : "", text.len);
     strbuf_free(&text);
     return rc;
+}
+
+/* ---- snapshot and confirmation ---- */
+
+/* The workspace's resource row of resource_id, or NULL. */
+static const cJSON *resource_by_id(const dp_workspace *ws, const char *rid)
+{
+    const cJSON *row;
+    cJSON_ArrayForEach(row, ws->resources)
+    {
+        const char *r = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "resource_id"));
+        if (r && strcmp(r, rid) == 0)
+            return row;
+    }
+    return NULL;
+}
+
+/* The code version `version` of a resource row, or NULL. Resources keep one version here (the admin cannot edit
+ * them), so the lookup is of the current one. */
+static const cJSON *resource_version(const cJSON *row, double version)
+{
+    const cJSON *cv = cJSON_GetObjectItemCaseSensitive(row, "current_version");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cv, "version");
+    return cJSON_IsNumber(v) && v->valuedouble == version ? cv : NULL;
+}
+
+/* The variable row with this variable_id and version, or NULL. */
+static const cJSON *variable_by_ref(const dp_workspace *ws, const char *vid, double version)
+{
+    const cJSON *row;
+    cJSON_ArrayForEach(row, ws->variables)
+    {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "variable_id"));
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(row, "version");
+        if (v && strcmp(v, vid) == 0 && cJSON_IsNumber(ver) && ver->valuedouble == version)
+            return row;
+    }
+    return NULL;
+}
+
+int tasks_snapshot_take(dp_task *t, int64_t now_ns)
+{
+    const dp_workspace *ws = t->ws;
+    cJSON *versions = cJSON_CreateObject(), *vars = cJSON_CreateArray(), *pc = cJSON_Duplicate(ws->provider_config, true);
+    const cJSON *row;
+
+    if (!versions || !vars || !pc)
+        goto oom;
+    cJSON_ArrayForEach(row, ws->resources)
+    {
+        const char *rid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "resource_id"));
+        const cJSON *cv = cJSON_GetObjectItemCaseSensitive(row, "current_version");
+        cJSON *e;
+        if (!rid || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "is_active")) || !(e = cJSON_CreateObject()))
+            continue;
+        cJSON_AddItemToObject(e, "resource_db_id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, "id"), true));
+        cJSON_AddItemToObject(e, "version_id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cv, "id"), true));
+        cJSON_AddItemToObject(e, "version", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cv, "version"), true));
+        cJSON_AddItemToObject(versions, rid, e);
+    }
+    cJSON_ArrayForEach(row, ws->variables) /* the latest non-deleted version of each: there is one here */
+    {
+        cJSON *e = cJSON_CreateObject();
+        if (!e)
+            goto oom;
+        cJSON_AddStringToObject(e, "workspace_id", ws->id);
+        cJSON_AddItemToObject(e, "variable_id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, "variable_id"), true));
+        cJSON_AddItemToObject(e, "version", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, "version"), true));
+        cJSON_AddItemToObject(e, "variable_type",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, "variable_type"), true));
+        cJSON_AddItemToArray(vars, e);
+    }
+    cJSON_Delete(t->snap_resource_versions);
+    cJSON_Delete(t->snap_variables);
+    cJSON_Delete(t->snap_provider_config);
+    t->snap_resource_versions = versions;
+    t->snap_variables = vars;
+    t->snap_provider_config = pc;
+    t->snap_created_ns = now_ns;
+    return 0;
+oom:
+    cJSON_Delete(versions);
+    cJSON_Delete(vars);
+    cJSON_Delete(pc);
+    return -ENOMEM;
+}
+
+int tasks_snapshot_validate(const dp_task *t, char *err, size_t errlen)
+{
+    const cJSON *e;
+
+    if (!t->snap_created_ns) {
+        snprintf(err, errlen, "no snapshot data (snapshot_created_at is nil)");
+        return -1;
+    }
+    if (!cJSON_IsObject(t->snap_resource_versions) || !cJSON_IsArray(t->snap_variables)) {
+        snprintf(err, errlen, "no snapshot data (%s is nil)",
+                 !cJSON_IsObject(t->snap_resource_versions) ? "snapshot_resource_versions" : "snapshot_variables");
+        return -1;
+    }
+    cJSON_ArrayForEach(e, t->snap_resource_versions)
+    {
+        const cJSON *db = cJSON_GetObjectItemCaseSensitive(e, "resource_db_id");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "version");
+        const cJSON *row;
+        if (!cJSON_IsObject(e) || !cJSON_IsNumber(db) || !cJSON_IsNumber(v)) {
+            snprintf(err, errlen, "invalid snapshot data for resource %s", e->string);
+            return -1;
+        }
+        if (!(row = resource_by_id(t->ws, e->string)) || !resource_version(row, v->valuedouble)) {
+            snprintf(err, errlen, "resource %s version %.0f no longer exists", e->string, v->valuedouble);
+            return -1;
+        }
+    }
+    cJSON_ArrayForEach(e, t->snap_variables)
+    {
+        const char *vid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "variable_id"));
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "version");
+        if (!vid || !cJSON_IsNumber(v) || !variable_by_ref(t->ws, vid, v->valuedouble)) {
+            snprintf(err, errlen, "variable %s version %.0f no longer exists", vid ? vid : "?",
+                     cJSON_IsNumber(v) ? v->valuedouble : 0.0);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int tasks_snapshot_corrupt(dp_task *t, const char *how, char *err, size_t errlen)
+{
+    cJSON *first = t->snap_resource_versions ? t->snap_resource_versions->child : NULL;
+
+    if (strcmp(how, "created_at") == 0) {
+        t->snap_created_ns = 0;
+    } else if (strcmp(how, "variables") == 0) {
+        cJSON_Delete(t->snap_variables);
+        t->snap_variables = NULL;
+    } else if (strcmp(how, "resource_version") == 0 || strcmp(how, "resource_entry") == 0) {
+        if (!cJSON_IsObject(first)) {
+            snprintf(err, errlen, "the snapshot has no resource entry to damage");
+            return -EINVAL;
+        }
+        bool version = strcmp(how, "resource_version") == 0;
+        cJSON_ReplaceItemInObjectCaseSensitive(first, "version",
+                                               version ? cJSON_CreateNumber(999999) : cJSON_CreateString("1"));
+    } else {
+        snprintf(err, errlen, "what must be created_at, resource_version, resource_entry or variables");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+cJSON *tasks_snapshot_resources(const dp_task *t)
+{
+    cJSON *list = cJSON_CreateArray();
+    const cJSON *e;
+
+    if (!list)
+        return NULL;
+    cJSON_ArrayForEach(e, t->snap_resource_versions)
+    {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "version"), *row, *cv;
+        cJSON *r, *ver;
+        if (!cJSON_IsNumber(v) || !(row = resource_by_id(t->ws, e->string)) || !(cv = resource_version(row, v->valuedouble)))
+            continue; /* upstream skips what it cannot find */
+        if (!(r = cJSON_CreateObject()) || !(ver = cJSON_CreateObject())) {
+            cJSON_Delete(r);
+            continue;
+        }
+        cJSON_AddItemToObject(r, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, "id"), true));
+        cJSON_AddStringToObject(r, "workspace_id", t->ws->id);
+        cJSON_AddStringToObject(r, "resource_id", e->string);
+        cJSON_AddItemToObject(r, "is_active", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, "is_active"), true));
+        cJSON_AddItemToObject(ver, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cv, "id"), true));
+        cJSON_AddItemToObject(ver, "version", cJSON_Duplicate(v, true));
+        cJSON_AddItemToObject(ver, "tf_code", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cv, "tf_code"), true));
+        cJSON_AddItemToObject(r, "current_version", ver);
+        cJSON_AddItemToArray(list, r);
+    }
+    if (cJSON_GetArraySize(list) == 0) {
+        cJSON_Delete(list);
+        return NULL;
+    }
+    return list;
+}
+
+cJSON *tasks_snapshot_variables(const dp_task *t)
+{
+    static const char *const copied[] = { "key", "value", "sensitive", "description", "value_format" };
+    cJSON *list = cJSON_CreateArray();
+    const cJSON *e;
+
+    if (!list)
+        return NULL;
+    cJSON_ArrayForEach(e, t->snap_variables)
+    {
+        const char *vid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "variable_id"));
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "version"), *row;
+        cJSON *x;
+        if (!vid || !cJSON_IsNumber(v) || !(row = variable_by_ref(t->ws, vid, v->valuedouble)) ||
+            !(x = cJSON_CreateObject()))
+            continue;
+        cJSON_AddStringToObject(x, "workspace_id", t->ws->id);
+        cJSON_AddStringToObject(x, "variable_id", vid);
+        cJSON_AddNumberToObject(x, "version", v->valuedouble);
+        cJSON_AddItemToObject(x, "variable_type",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, "variable_type"), true));
+        for (size_t k = 0; k < sizeof copied / sizeof copied[0]; k++) {
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(row, copied[k]);
+            /* the bundle row leaves out an empty value; the expanded snapshot always has one */
+            cJSON_AddItemToObject(x, copied[k], c ? cJSON_Duplicate(c, true) : cJSON_CreateString(""));
+        }
+        cJSON_AddItemToArray(list, x);
+    }
+    return list;
+}
+
+int tasks_confirm(dp_task *t, const char *user, const char *description, int64_t now_ns)
+{
+    if (tasks_set_string(&t->apply_confirmed_by, user) < 0 ||
+        tasks_set_string(&t->apply_description, description ? description : "") < 0)
+        return -ENOMEM;
+    t->apply_confirmed_ns = now_ns;
+    t->plan_task_id = t->id;
+    tasks_set_status(t, t->status, "apply_pending", now_ns, "confirm");
+    return 0;
 }

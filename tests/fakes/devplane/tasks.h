@@ -83,6 +83,17 @@ typedef struct {
     char        **live;                 /* ring of the last TASKS_LIVE_LINES live log lines */
     size_t        live_head, live_n;
     uint64_t      live_total;
+    /* the snapshot stored at creation (ref §6.1); NULL / 0 = a NULL column */
+    cJSON        *snap_resource_versions; /* object: resource_id → {resource_db_id, version_id, version} */
+    cJSON        *snap_variables;         /* array of {workspace_id, variable_id, version, variable_type} */
+    cJSON        *snap_provider_config;   /* object */
+    int64_t       snap_created_ns;
+    /* apply confirmation (ref §6.5); apply_confirmed_by NULL = not confirmed */
+    char         *apply_confirmed_by;
+    int64_t       apply_confirmed_ns;
+    char         *apply_description;
+    cJSON        *stages;               /* array: every (status, stage) the task went through, oldest first */
+    uint64_t      stages_dropped;
     /* dispatch's notes (dispatch.c) */
     unsigned      retry_count;
     int64_t       retry_at_ns;          /* not dispatched before this */
@@ -176,7 +187,38 @@ void tasks_live_line(dp_task *t, const char *line);
  * keeps both, as upstream. */
 int tasks_live_to_output(dp_task *t);
 
-/* Sets status and stage (both short literals of the plane). */
-void tasks_set_status(dp_task *t, const char *status, const char *stage);
+/* Sets status and stage (short literals of the plane; stage NULL keeps it) and records the change in the stage
+ * history, by whom ("dispatch", "cancel", "disconnect", …). */
+void tasks_set_status(dp_task *t, const char *status, const char *stage, int64_t now_ns, const char *by);
+
+/* ---- snapshot (ref §6.1) and confirmation (ref §6.5) ---- */
+
+/* Stores the snapshot of t's workspace as it is now: active resources' versions, references to the variables,
+ * the provider configuration, the time. Called by tasks_task_create(); a failure leaves the columns NULL (upstream
+ * only logs it). 0 or -ENOMEM. */
+int tasks_snapshot_take(dp_task *t, int64_t now_ns);
+
+/* Upstream's snapshot validation, with the checks against the database that the agent skips: 0, or -1 with the
+ * reason in err ("no snapshot data (snapshot_created_at is nil)", …). */
+int tasks_snapshot_validate(const dp_task *t, char *err, size_t errlen);
+
+/* Test knob: damages the snapshot. how: "created_at" (NULL time), "resource_version" (the first resource entry
+ * names a version that does not exist), "resource_entry" (its version becomes a string), "variables" (NULL
+ * variables). 0, or -EINVAL with the reason in err. */
+int tasks_snapshot_corrupt(dp_task *t, const char *how, char *err, size_t errlen);
+
+/* ref E4's snapshot_resources: for each resource_versions entry the resource and that version's code, {"id",
+ * "workspace_id", "resource_id", "is_active", "current_version": {"id", "version", "tf_code"}}; missing ones
+ * skipped. NULL when there are none (a Go nil slice) or on OOM. */
+cJSON *tasks_snapshot_resources(const dp_task *t);
+
+/* ref E4's snapshot_variables: each reference expanded to {"workspace_id", "variable_id", "version",
+ * "variable_type", "key", "value", "sensitive", "description", "value_format"}; references that no longer resolve
+ * are skipped. An empty array when there are none; NULL on OOM. */
+cJSON *tasks_snapshot_variables(const dp_task *t);
+
+/* ref §6.5 step 3: records who confirmed (user), when, the description; plan_task_id = own id; stage
+ * apply_pending. The caller has checked type, status and snapshot. 0 or -ENOMEM. */
+int tasks_confirm(dp_task *t, const char *user, const char *description, int64_t now_ns);
 
 #endif

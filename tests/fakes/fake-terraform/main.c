@@ -9,7 +9,8 @@
  *
  * This file does what terraform's main does before a command runs: global options (-chdir, -version, -help),
  * the command lookup, TF_CLI_ARGS / TF_CLI_ARGS_<command> merging, and it records the invocation (with
- * FAKE_TF_STATE_DIR) so that tests can check how the agent called terraform. */
+ * FAKE_TF_STATE_DIR) so that tests can check how the agent called terraform (and, through intr.c, which signals
+ * it received). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -142,7 +143,8 @@ static bool ft_record_env(const ft_knobs *k, const char *name, size_t len)
            ft_list_has(k->record_env, buf, false);
 }
 
-/* Appends {"cmd","args","cwd","env"} as one line to $FAKE_TF_STATE_DIR/invocations.log. */
+/* Appends {"cmd","args","cwd","env","pid"} as one line to $FAKE_TF_STATE_DIR/invocations.log (intr.c appends a
+ * line per signal received to the same file). */
 static void ft_record(const ft_knobs *k, const char *cmd, int argc, char **argv)
 {
     if (!k->state_dir || fs_mkdir_p(k->state_dir, 0755) < 0)
@@ -165,6 +167,7 @@ static void ft_record(const ft_knobs *k, const char *cmd, int argc, char **argv)
         }
         ft_json_sort_top(env);
         cJSON_AddItemToObject(o, "env", env);
+        cJSON_AddNumberToObject(o, "pid", (double)getpid());
         strbuf b = STRBUF_INIT;
         jsonw_write(&b, o, JSONW_HTML_ESCAPE);
         strbuf_putc(&b, '\n');
@@ -257,7 +260,10 @@ int main(int argc, char **argv)
         return 1;
     }
     ft_record(&k, cmd, nargs, args);
-    if (ft_intr_install(k.sigint) < 0) {
+    char record[4096 + 32];
+    if (k.state_dir)
+        snprintf(record, sizeof record, "%s/invocations.log", k.state_dir);
+    if (ft_intr_install(k.sigint, k.state_dir ? record : NULL, cmd) < 0) {
         fprintf(stderr, "fake-terraform: cannot install signal handlers: %s\n", strerror(errno));
         return 1;
     }
