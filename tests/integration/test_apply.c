@@ -412,6 +412,84 @@ static void state_upload_retries_create_one_version(void **state)
     harness_done(h);
 }
 
+/* The first state upload is stored by the plane but answered 500 (the response was lost): the agent sees from the
+ * max version that it landed and does not post it again — exactly one state version (E7 is not idempotent). */
+static void state_upload_that_landed_is_not_repeated(void **state)
+{
+    harness *h = *state;
+    harness_devplane dp;
+    agent_t a;
+    plane_start(h, &dp, NULL, NULL);
+    agent_start(h, &a, &dp, "agent-a");
+    char ws[64];
+    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "state-landed", ws, sizeof ws);
+    long id = plan_until_apply_pending(&dp, ws);
+    cJSON_Delete(tp_admin_json(&dp, "POST", "/admin/faults",
+                               "{\"route\":\"state\",\"status\":502,\"times\":1,\"when\":\"after\"}", 201));
+    confirm(&dp, id);
+    cJSON_Delete(tp_wait_task(&dp, id, "applied", 20000));
+    assert_int_equal(state_versions(&dp, ws, NULL), 1);
+    harness_done(h);
+}
+
+/* A failed apply: its partial state is uploaded, the workspace unlocked, the task failed with terraform's error. */
+static void failed_apply_uploads_partial_state_and_unlocks(void **state)
+{
+    harness *h = *state;
+    harness_devplane dp;
+    agent_t a;
+    plane_start(h, &dp, NULL, NULL);
+    agent_prepare(h, &a, &dp, "agent-a", "FAKE_TF_FAIL", "apply", "FAKE_TF_FAIL_AFTER", "1", NULL);
+    agent_run(h, &a, &dp);
+    char ws[64];
+    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "apply-fails", ws, sizeof ws);
+    long id = plan_until_apply_pending(&dp, ws);
+    confirm(&dp, id);
+    cJSON *doc = tp_wait_task(&dp, id, "failed", 20000);
+    const char *msg = harness_json_str(doc, "error_message");
+    assert_non_null(msg);
+    assert_true(strncmp(msg, "Error:", 6) == 0);
+    cJSON_Delete(doc);
+    bool locked = true;
+    assert_int_equal(state_versions(&dp, ws, &locked), 1); /* the resource applied before the failure */
+    assert_false(locked);
+    tp_assert_slot_becomes(&a.ag, 0, "idle");
+    harness_done(h);
+}
+
+/* A state that cannot be uploaded after every attempt is kept on the pod, the task fails saying where, and the
+ * workspace stays locked (never unlocked over unsaved state). */
+static void unsaved_state_is_kept_and_the_workspace_stays_locked(void **state)
+{
+    harness *h = *state;
+    harness_devplane dp;
+    agent_t a;
+    plane_start(h, &dp, NULL, NULL);
+    agent_start(h, &a, &dp, "agent-a");
+    char ws[64];
+    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "state-lost", ws, sizeof ws);
+    long id = plan_until_apply_pending(&dp, ws);
+    cJSON_Delete(tp_admin_json(&dp, "POST", "/admin/faults", "{\"route\":\"state\",\"status\":503,\"times\":0}", 201));
+    confirm(&dp, id);
+    cJSON *doc = tp_wait_task(&dp, id, "failed", 20000);
+    const char *msg = harness_json_str(doc, "error_message");
+    assert_non_null(msg);
+    print_message("error_message: %s\n", msg);
+    const char *at = strstr(msg, "kept at ");
+    assert_non_null(at);
+    char path[HARNESS_PATH_LEN + 256];
+    snprintf(path, sizeof path, "%s", at + 8);
+    char *end = strstr(path, " on this pod");
+    assert_non_null(end);
+    *end = '\0';
+    assert_int_equal(access(path, R_OK), 0);
+    cJSON_Delete(doc);
+    bool locked = false;
+    assert_int_equal(state_versions(&dp, ws, &locked), 0);
+    assert_true(locked);
+    harness_done(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +507,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(sigterm_lets_a_running_plan_finish, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(sigterm_interrupts_a_plan_past_the_budget, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(state_upload_retries_create_one_version, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(state_upload_that_landed_is_not_repeated, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(failed_apply_uploads_partial_state_and_unlocks, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(unsaved_state_is_kept_and_the_workspace_stays_locked, harness_setup,
+                                        harness_teardown),
         cmocka_unit_test_setup_teardown(apply_given_to_another_agent_releases_the_reservation, harness_setup,
                                         harness_teardown),
     };
