@@ -15,9 +15,9 @@ run_one() { # binary, time limit in seconds
     log="$logs/$name.log"
     timeout -k 5 "$limit" "$bin" >"$log" 2>&1
     rc=$?
-    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
-    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
-    p=${p:-0} f=${f:-0}
+    # A binary may run several cmocka groups (push and pull mode): sum their summaries.
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # crash, timeout or sanitizer abort
     passed=$((passed + p)) failed=$((failed + f))
     if [ "$f" -ne 0 ]; then
