@@ -626,13 +626,45 @@ static void exec_spawn(exec_task *t, char **argv, char **env, const char *stdout
     }
 }
 
-/* The base environment of ref §7.6 (plus the plugin cache for init); NULL with a message on bad variables. */
-static char **exec_env(exec_task *t, bool for_init, char *err, size_t errlen)
+/* The environment a command gets (ref §7.6): the base one of plan and apply, init's (base + plugin cache), or the
+ * agent's own (show -json). */
+typedef enum { ENV_BASE, ENV_INIT, ENV_AGENT } exec_env_kind;
+
+/* Runs the command argv (taken: freed here; NULL means it could not be built, with the reason in err) in the work
+ * directory with the environment of its kind; done(t, status, signal) continues the story. */
+static void exec_command(exec_task *t, char **argv, exec_env_kind kind, const char *stdout_path,
+                         void (*done)(exec_task *, int64_t, int), const char *err)
 {
-    const cJSON *vars = cJSON_GetObjectItemCaseSensitive(t->bundle, "variables");
-    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(t->bundle, "workspace");
-    const cJSON *provider = cJSON_GetObjectItemCaseSensitive(ws, "provider_config");
-    return taskenv_env(t->x->cfg.environ, vars, provider, for_init ? t->workdir : NULL, err, errlen);
+    char why[512];
+    snprintf(why, sizeof why, "%s", argv ? "out of memory" : err);
+    char **env = NULL;
+    if (argv) {
+        const cJSON *vars = kind == ENV_AGENT ? NULL : cJSON_GetObjectItemCaseSensitive(t->bundle, "variables");
+        const cJSON *ws = cJSON_GetObjectItemCaseSensitive(t->bundle, "workspace");
+        const cJSON *provider = kind == ENV_AGENT ? NULL : cJSON_GetObjectItemCaseSensitive(ws, "provider_config");
+        env = taskenv_env(t->x->cfg.environ, vars, provider, kind == ENV_INIT ? t->workdir : NULL, why, sizeof why);
+    }
+    if (!argv || !env) {
+        taskenv_free(argv);
+        stage_end(t);
+        exec_fail(t, "%s", why);
+        return;
+    }
+    exec_spawn(t, argv, env, stdout_path, done);
+    taskenv_free(argv);
+    taskenv_free(env);
+}
+
+/* The end of a plan or apply command: false (and the failure path started) unless it exited 0. */
+static bool command_succeeded(exec_task *t, const char *what, int64_t status, int sig)
+{
+    if (exec_stopped(t))
+        return false;
+    if (sig)
+        exec_fail(t, "terraform %s was killed by signal %d", what, sig);
+    else if (status != 0)
+        exec_fail(t, "exit status %" PRId64, status);
+    return status == 0 && sig == 0;
 }
 
 /* ---- step: init (3 attempts, ref §7.4 step 2) ---------------------------------------------------------------- */
@@ -713,19 +745,7 @@ static void step_init(exec_task *t)
         fs_rm_rf(dot);
     }
     stage_begin(t, STAGE_INIT);
-    char err[512] = "out of memory";
-    char **argv = taskenv_argv_init(t->engine);
-    char **env = argv ? exec_env(t, true, err, sizeof err) : NULL;
-    if (!argv || !env) {
-        taskenv_free(argv);
-        taskenv_free(env);
-        stage_end(t);
-        exec_fail(t, "%s", err);
-        return;
-    }
-    exec_spawn(t, argv, env, NULL, init_done);
-    taskenv_free(argv);
-    taskenv_free(env);
+    exec_command(t, taskenv_argv_init(t->engine), ENV_INIT, NULL, init_done, "out of memory");
 }
 
 /* ---- step: plan ---------------------------------------------------------------------------------------------- */
@@ -734,16 +754,8 @@ static void plan_done(exec_task *t, int64_t status, int sig)
 {
     t->plan_seconds = (now_ms() - t->plan_started_ms) / 1000;
     stage_end(t);
-    if (exec_stopped(t))
-        return;
-    if (status != 0 || sig != 0) {
-        if (sig)
-            exec_fail(t, "terraform plan was killed by signal %d", sig);
-        else
-            exec_fail(t, "exit status %" PRId64, status);
-        return;
-    }
-    exec_next(t);
+    if (command_succeeded(t, "plan", status, sig))
+        exec_next(t);
 }
 
 static void step_plan(exec_task *t)
@@ -753,18 +765,8 @@ static void step_plan(exec_task *t)
     char err[512] = "out of memory";
     const cJSON *vars = cJSON_GetObjectItemCaseSensitive(t->bundle, "variables");
     char **argv = taskenv_argv_plan(t->engine, t->workdir, t->type == TASK_DRIFT_CHECK, vars, err, sizeof err);
-    char **env = argv ? exec_env(t, false, err, sizeof err) : NULL;
-    if (!argv || !env) {
-        taskenv_free(argv);
-        taskenv_free(env);
-        stage_end(t);
-        exec_fail(t, "%s", err);
-        return;
-    }
     exec_say(t, LOG_INFO, "running terraform plan%s", t->type == TASK_DRIFT_CHECK ? " -refresh-only" : "");
-    exec_spawn(t, argv, env, NULL, plan_done);
-    taskenv_free(argv);
-    taskenv_free(env);
+    exec_command(t, argv, ENV_BASE, NULL, plan_done, err);
 }
 
 /* ---- step: show -json and the counts ------------------------------------------------------------------------ */
@@ -810,18 +812,7 @@ static void step_show(exec_task *t)
         t->plan_hash[0] = '\0';
         exec_say(t, LOG_WARN, "cannot hash plan.out");
     }
-    char err[256];
-    char **argv = taskenv_argv_show(t->engine, t->workdir);
-    char **env = taskenv_env(t->x->cfg.environ, NULL, NULL, NULL, err, sizeof err); /* unchanged (ref §7.6) */
-    if (!argv || !env) {
-        taskenv_free(argv);
-        taskenv_free(env);
-        exec_fail(t, "out of memory");
-        return;
-    }
-    exec_spawn(t, argv, env, json_out, show_done);
-    taskenv_free(argv);
-    taskenv_free(env);
+    exec_command(t, taskenv_argv_show(t->engine, t->workdir), ENV_AGENT, json_out, show_done, "out of memory");
 }
 
 /* ---- step: upload plan file and plan JSON (E8, E9; 3 attempts for the pair) ---------------------------------- */
@@ -1253,35 +1244,15 @@ static void apply_done(exec_task *t, int64_t status, int sig)
 {
     t->apply_seconds = (now_ms() - t->apply_started_ms) / 1000;
     stage_end(t);
-    if (exec_stopped(t))
-        return;
-    if (status != 0 || sig != 0) {
-        if (sig)
-            exec_fail(t, "terraform apply was killed by signal %d", sig);
-        else
-            exec_fail(t, "exit status %" PRId64, status);
-        return;
-    }
-    exec_next(t);
+    if (command_succeeded(t, "apply", status, sig))
+        exec_next(t);
 }
 
 static void step_apply(exec_task *t)
 {
     stage_begin(t, STAGE_APPLYING);
     t->apply_started_ms = now_ms();
-    char err[512] = "out of memory";
-    char **argv = taskenv_argv_apply(t->engine, t->workdir);
-    char **env = argv ? exec_env(t, false, err, sizeof err) : NULL;
-    if (!argv || !env) {
-        taskenv_free(argv);
-        taskenv_free(env);
-        stage_end(t);
-        exec_fail(t, "%s", err);
-        return;
-    }
-    exec_spawn(t, argv, env, NULL, apply_done);
-    taskenv_free(argv);
-    taskenv_free(env);
+    exec_command(t, taskenv_argv_apply(t->engine, t->workdir), ENV_BASE, NULL, apply_done, "out of memory");
 }
 
 /* ---- state upload (E14 + E7), made idempotent (DESIGN §4.4) ------------------------------------------------- */

@@ -19,8 +19,21 @@ typedef struct {
     harness_agent ag;
     char          id[128];
     char          tf_state[HARNESS_PATH_LEN]; /* fake-terraform's invocation log directory */
-    harness_env   env;
+    harness_env  *env;                        /* kept for restarts; owned by the teardown (envs[]) */
 } agent_t;
+
+/* The agents' environments of the running test: the teardown frees them, even when a test fails early (the
+ * agent_t themselves live on the test's stack, gone by then). */
+static harness_env envs[8];
+static int nenvs;
+
+static int apply_teardown(void **state)
+{
+    for (int i = 0; i < nenvs; i++)
+        harness_env_free(&envs[i]);
+    nenvs = 0;
+    return harness_teardown(state);
+}
 
 /* Starts the devplane with up to two extra flags. */
 static void plane_start(harness *h, harness_devplane *dp, const char *flag1, const char *flag2)
@@ -37,19 +50,22 @@ static void plane_start(harness *h, harness_devplane *dp, const char *flag1, con
 static void agent_prepare(harness *h, agent_t *a, const harness_devplane *dp, const char *name, ...)
 {
     memset(a, 0, sizeof *a);
-    tp_agent_env(h, &a->ag, dp, &a->env, name);
+    assert_true(nenvs < (int)(sizeof envs / sizeof envs[0]));
+    a->env = &envs[nenvs++];
+    memset(a->env, 0, sizeof *a->env);
+    tp_agent_env(h, &a->ag, dp, a->env, name);
     snprintf(a->tf_state, sizeof a->tf_state, "%s/tf-%s", h->dir, name);
-    harness_env_set(&a->env, "FAKE_TF_STATE_DIR", a->tf_state);
+    harness_env_set(a->env, "FAKE_TF_STATE_DIR", a->tf_state);
     va_list ap;
     va_start(ap, name);
     for (const char *k; (k = va_arg(ap, const char *));)
-        harness_env_set(&a->env, k, va_arg(ap, const char *));
+        harness_env_set(a->env, k, va_arg(ap, const char *));
     va_end(ap);
 }
 
 static void agent_run(harness *h, agent_t *a, const harness_devplane *dp)
 {
-    tp_agent_start(h, &a->ag, dp, &a->env, a->id, sizeof a->id);
+    tp_agent_start(h, &a->ag, dp, a->env, a->id, sizeof a->id);
 }
 
 static void agent_start(harness *h, agent_t *a, const harness_devplane *dp, const char *name)
@@ -274,7 +290,7 @@ static void restart_keeps_the_reservation_and_reports_the_interrupted_plan(void 
     harness_kill(a.ag.proc, SIGKILL);
     harness_wait_exit(a.ag.proc, 3000, NULL);
     /* Restart with slow plans, queue one, and kill the agent in the middle of it. */
-    harness_env_set(&a.env, "FAKE_TF_PLAN_DELAY_MS", "20000");
+    harness_env_set(a.env, "FAKE_TF_PLAN_DELAY_MS", "20000");
     agent_run(h, &a, &dp);
     tp_create_workspace(&dp, TP_WORKSPACE_TWO, "running", ws2, sizeof ws2);
     long running = tp_queue_task(&dp, ws2, "plan");
@@ -494,26 +510,26 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(confirmed_apply_runs_warm_on_the_reserving_agent, harness_setup,
-                                        harness_teardown),
+                                        apply_teardown),
         cmocka_unit_test_setup_teardown(apply_runs_cold_elsewhere_when_the_pod_is_gone, harness_setup,
-                                        harness_teardown),
+                                        apply_teardown),
         cmocka_unit_test_setup_teardown(plan_and_apply_pushed_to_a_reserved_agent_runs_elsewhere, harness_setup,
-                                        harness_teardown),
-        cmocka_unit_test_setup_teardown(cancel_during_plan_interrupts_terraform, harness_setup, harness_teardown),
-        cmocka_unit_test_setup_teardown(cancelled_apply_keeps_its_partial_state, harness_setup, harness_teardown),
+                                        apply_teardown),
+        cmocka_unit_test_setup_teardown(cancel_during_plan_interrupts_terraform, harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(cancelled_apply_keeps_its_partial_state, harness_setup, apply_teardown),
         cmocka_unit_test_setup_teardown(restart_keeps_the_reservation_and_reports_the_interrupted_plan,
-                                        harness_setup, harness_teardown),
-        cmocka_unit_test_setup_teardown(reservation_ttl_frees_slot_zero, harness_setup, harness_teardown),
-        cmocka_unit_test_setup_teardown(sigterm_lets_a_running_plan_finish, harness_setup, harness_teardown),
-        cmocka_unit_test_setup_teardown(sigterm_interrupts_a_plan_past_the_budget, harness_setup, harness_teardown),
-        cmocka_unit_test_setup_teardown(state_upload_retries_create_one_version, harness_setup, harness_teardown),
-        cmocka_unit_test_setup_teardown(state_upload_that_landed_is_not_repeated, harness_setup, harness_teardown),
+                                        harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(reservation_ttl_frees_slot_zero, harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(sigterm_lets_a_running_plan_finish, harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(sigterm_interrupts_a_plan_past_the_budget, harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(state_upload_retries_create_one_version, harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(state_upload_that_landed_is_not_repeated, harness_setup, apply_teardown),
         cmocka_unit_test_setup_teardown(failed_apply_uploads_partial_state_and_unlocks, harness_setup,
-                                        harness_teardown),
+                                        apply_teardown),
         cmocka_unit_test_setup_teardown(unsaved_state_is_kept_and_the_workspace_stays_locked, harness_setup,
-                                        harness_teardown),
+                                        apply_teardown),
         cmocka_unit_test_setup_teardown(apply_given_to_another_agent_releases_the_reservation, harness_setup,
-                                        harness_teardown),
+                                        apply_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
