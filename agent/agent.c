@@ -351,16 +351,6 @@ static void cc_closed(int http_status, const char *reason, void *arg)
 
 /* ---- tasks ------------------------------------------------------------------------------------------------ */
 
-static void on_returned(const httpc_response *r, void *arg)
-{
-    (void)arg;
-    if (r->error != HTTPC_OK || r->status >= 300) {
-        char detail[512];
-        http_failure(r, detail, sizeof detail);
-        log_warn("agent", "could not return a rejected task to the queue: %s", detail);
-    }
-}
-
 /* DESIGN §6 task_request: the free capacity and held reservations, so that a pull-capable plane sends work. Sent
  * at connect and whenever a slot frees. */
 static void agent_request_work(agent *a)
@@ -389,24 +379,9 @@ static void agent_on_run_task(agent *a, const proto_run_task *rt)
         log_info("agent", "task %" PRIu64 " is already running here; duplicate run_task ignored", rt->task_id);
         return;
     }
-    if (rc < 0) {
-        /* Refused before anything started: tell the plane and give the task back to the queue. */
+    if (rc < 0) { /* refused before anything started */
         a->n.tasks[TASK_OUTCOME_REJECTED]++;
-        const char *reason = slots_strerror(rc);
-        log_info("agent", "task %" PRIu64 " (%s) rejected: %s", rt->task_id, slots_action_name(action), reason);
-        proto_msg m = { .type = MSG_TASK_REJECTED };
-        m.u.task_rejected.task_id = rt->task_id;
-        m.u.task_rejected.action = (char *)slots_action_name(action);
-        m.u.task_rejected.reason = (char *)reason;
-        cc_send(a->cc, &m);
-        char url[700], body[128];
-        snprintf(url, sizeof url, "%s/api/v1/agents/tasks/%" PRIu64 "/status", a->base_url, rt->task_id);
-        /* back to the queue it came from, status and stage alike (the plane's own dispatch rollback) */
-        const char *queue_status = action == ACTION_APPLY ? "apply_pending" : "pending";
-        snprintf(body, sizeof body, "{\"status\":\"%s\",\"stage\":\"%s\"}", queue_status, queue_status);
-        httpc_req req = { .method = "PUT", .url = url, .bearer = a->opt->token, .body = body,
-                          .body_len = strlen(body), .mode = HTTPC_RETRYING };
-        httpc_request(a->http, &req, on_returned, a);
+        executor_reject(a->exec, rt->task_id, action, slots_strerror(rc));
     }
 }
 

@@ -405,41 +405,43 @@ static void step_fetch(exec_task *t)
 
 /* ---- rejection: the task goes back to the queue ------------------------------------------------------------- */
 
+/* The PUT that returned a rejected task; fire and forget (arg is the task id, not a task). */
 static void on_returned(const httpc_response *r, void *arg)
 {
-    exec_task *t = arg;
-    t->call = NULL;
     if (!http_ok(r)) {
         char err[512];
         http_describe(r, err, sizeof err);
-        log_warn("task", "task %" PRIu64 ": could not return it to the queue: %s", t->id, err);
+        log_warn("task", "task %" PRIu64 ": could not return it to the queue: %s", (uint64_t)(uintptr_t)arg, err);
     }
+}
+
+void executor_reject(executor *x, uint64_t task_id, task_action action, const char *reason)
+{
+    log_info("task", "task %" PRIu64 " (%s) rejected: %s", task_id, slots_action_name(action), reason);
+    proto_msg m = { .type = MSG_TASK_REJECTED };
+    m.u.task_rejected.task_id = task_id;
+    m.u.task_rejected.action = (char *)slots_action_name(action);
+    m.u.task_rejected.reason = (char *)reason;
+    x->cfg.send(&m, x->cfg.arg);
+    char url[512], body[96];
+    snprintf(url, sizeof url, "%s/api/v1/agents/tasks/%" PRIu64 "/status", x->cfg.base_url, task_id);
+    /* back to the queue it came from, status and stage alike (the plane's own dispatch rollback) */
+    const char *queue_status = action == ACTION_APPLY ? "apply_pending" : "pending";
+    snprintf(body, sizeof body, "{\"status\":\"%s\",\"stage\":\"%s\"}", queue_status, queue_status);
+    httpc_req req = { .method = "PUT", .url = url, .bearer = *x->cfg.token, .body = body, .body_len = strlen(body),
+                      .mode = HTTPC_RETRYING };
+    httpc_request(x->cfg.http, &req, on_returned, (void *)(uintptr_t)task_id);
+}
+
+/* A task that could not be placed after its bundle told its type. */
+static void exec_reject(exec_task *t, const char *reason)
+{
     executor *x = t->x;
     uint64_t id = t->id;
+    executor_reject(x, id, t->action, reason);
     x->n.tasks[t->type][EXEC_REJECTED]++;
     exec_task_free(t);
     x->cfg.finished(id, EXEC_REJECTED, x->cfg.arg);
-}
-
-/* task_rejected, then PUT status pending (plan) or apply_pending (apply) so that any plane re-dispatches it. */
-static void exec_reject(exec_task *t, const char *reason)
-{
-    log_info("task", "task %" PRIu64 " (%s) rejected: %s", t->id, slots_type_name(t->type), reason);
-    proto_msg m = { .type = MSG_TASK_REJECTED };
-    m.u.task_rejected.task_id = t->id;
-    m.u.task_rejected.action = (char *)slots_action_name(t->action);
-    m.u.task_rejected.reason = (char *)reason;
-    t->x->cfg.send(&m, t->x->cfg.arg);
-    char url[512], body[96];
-    task_url(t, "status", url, sizeof url);
-    /* back to the queue it came from, status and stage alike (the plane's own dispatch rollback) */
-    const char *queue_status = t->action == ACTION_APPLY ? "apply_pending" : "pending";
-    snprintf(body, sizeof body, "{\"status\":\"%s\",\"stage\":\"%s\"}", queue_status, queue_status);
-    t->call = exec_http(t, "PUT", url, body, strlen(body), HTTPC_RETRYING, on_returned);
-    if (!t->call) {
-        httpc_response none = { .error = HTTPC_E_NOMEM, .errmsg = "cannot start the request", .body = "" };
-        on_returned(&none, t);
-    }
 }
 
 /* ---- step: place the task in a slot ------------------------------------------------------------------------- */

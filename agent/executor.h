@@ -64,8 +64,12 @@ typedef struct {
 
 executor *executor_new(const executor_config *cfg);
 /* Starts a run_task. Returns 0 when the executor took it (it may still be rejected after the bundle fetch), 1 when
- * it is a duplicate of a task already here (ignored), or a SLOTS_E_* reason when it was rejected at once. */
+ * it is a duplicate of a task already here (ignored), or a SLOTS_E_* reason when it cannot be placed (the caller
+ * rejects it with executor_reject). */
 int executor_run(executor *x, uint64_t task_id, const char *workspace_id, task_action action, const char *type_name);
+/* Refuses a task: task_rejected to the plane, and PUT …/status back to pending (apply_pending for an apply) so that
+ * any plane dispatches it again (DESIGN §4.2). */
+void executor_reject(executor *x, uint64_t task_id, task_action action, const char *reason);
 /* Cancels a task (cancel_task): SIGINT to terraform's process group, SIGKILL after the grace. false if unknown. */
 bool executor_cancel(executor *x, uint64_t task_id, const char *why);
 /* The agent is stopping: every task ends at once — terraform gets SIGINT (SIGKILL after the cancel grace, or at
