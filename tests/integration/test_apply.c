@@ -137,6 +137,23 @@ static void wait_invoked(const char *dir, const char *cmd, const char *text, int
         fail_msg("fake-terraform never logged %s with \"%s\"", cmd, text);
 }
 
+typedef struct {
+    const harness_devplane *dp;
+    long                    task;
+} applying_wait;
+
+/* The plane records a resource of the task as applying (from the agent's resource_status_update frames). */
+static bool a_resource_is_applying(void *arg)
+{
+    applying_wait *w = arg;
+    cJSON *doc = tp_task_doc(w->dp, w->task);
+    char *text = doc ? cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(doc, "resource_changes")) : NULL;
+    bool ok = text && strstr(text, "\"apply_status\":\"applying\"");
+    free(text);
+    cJSON_Delete(doc);
+    return ok;
+}
+
 /* Seed incident "task 598": a plan_and_apply reaches apply_pending on agent A while agent B is idle; confirming
  * it runs the apply on A's slot 0 with init skipped, stores a state version, ends applied, unlocks the workspace
  * and frees A's slot 0. */
@@ -263,7 +280,10 @@ static void cancelled_apply_keeps_its_partial_state(void **state)
     tp_create_workspace(&dp, TP_WORKSPACE_TWO, "cancel-apply", ws, sizeof ws);
     long id = plan_until_apply_pending(&dp, ws);
     confirm(&dp, id);
-    wait_invoked(a.tf_state, "apply", "apply", 10000);
+    /* Cancel once the plane has heard (resource_status_update) that a resource is being created: its 1.5 s are
+     * under way, so terraform saves it before it stops and there is a partial state to keep. */
+    applying_wait aw = { &dp, id };
+    assert_true(harness_wait_until(a_resource_is_applying, &aw, 10000) >= 0);
     cancel(&dp, id, true);
     wait_invoked(a.tf_state, "apply", "SIGINT", 3000);
     cJSON_Delete(tp_wait_task(&dp, id, "cancelled", 10000));
