@@ -33,6 +33,7 @@ endif
 
 COMMON_SRC   := $(sort $(wildcard common/*.c))
 AGENT_SRC    := $(filter-out agent/main.c,$(sort $(wildcard agent/*.c)))
+COORD_SRC    := $(filter-out coordinator/main.c,$(sort $(wildcard coordinator/*.c)))
 DEVPLANE_SRC := $(sort $(wildcard tests/fakes/devplane/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC    := $(sort $(wildcard tests/integration/test_*.c))
@@ -42,6 +43,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBIAC   := $(BUILD)/libiac.a
 LIBAGENT := $(BUILD)/libagent.a
+LIBCOORD := $(BUILD)/libcoord.a
 BINS     := $(BUILD)/iac-agent $(BUILD)/iac-devplane
 # fake-terraform: the terraform CLI double the tests run (tests/fakes/fake-terraform/README.md).
 FAKETF_SRC := $(sort $(wildcard tests/fakes/fake-terraform/*.c))
@@ -64,6 +66,10 @@ $(LIBAGENT): $(call obj,$(AGENT_SRC))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+$(LIBCOORD): $(call obj,$(COORD_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
 $(BUILD)/iac-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -74,7 +80,7 @@ $(BUILD)/fake-terraform: $(call obj,$(FAKETF_SRC)) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the agent's modules too (store, config, …); the linker takes only what a test uses.
-$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(LIBAGENT) $(LIBIAC)
+$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
