@@ -115,6 +115,7 @@ struct exec_task {
     bool          reserve;     /* plan_and_apply with changes: keep the work dir and slot 0 */
     char         *error;       /* the failure's own text, when no Error: block was found */
     tasklog_reader *reader;
+    const char   *best_effort; /* what the best-effort call in flight does, for its log line */
     void        (*child_done)(exec_task *t, int64_t status, int sig); /* what the running child's exit continues */
 };
 
@@ -166,6 +167,33 @@ static httpc_call *exec_http(exec_task *t, const char *method, const char *url, 
 }
 
 static bool http_ok(const httpc_response *r) { return r->error == HTTPC_OK && r->status >= 200 && r->status < 300; }
+
+static void exec_next(exec_task *t);
+static void exec_say(exec_task *t, log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void http_describe(const httpc_response *r, char *out, size_t n);
+
+static void on_best_effort(const httpc_response *r, void *arg)
+{
+    exec_task *t = arg;
+    t->call = NULL;
+    if (!http_ok(r)) {
+        char err[512];
+        http_describe(r, err, sizeof err);
+        exec_say(t, LOG_WARN, "%s: %s", t->best_effort, err);
+    }
+    exec_next(t);
+}
+
+/* A call whose failure is only logged (the lock file E17, resource changes E10, unlock E13: ref §7.4, §7.5); the
+ * story goes on either way. */
+static void exec_best_effort(exec_task *t, const char *method, const char *url, const char *body, size_t len,
+                             const char *what)
+{
+    t->best_effort = what;
+    t->call = exec_http(t, method, url, body, len, HTTPC_PLAIN, on_best_effort);
+    if (!t->call)
+        exec_next(t);
+}
 
 static void http_describe(const httpc_response *r, char *out, size_t n)
 {
@@ -673,17 +701,6 @@ static bool command_succeeded(exec_task *t, const char *what, int64_t status, in
 
 static void step_init(exec_task *t);
 
-static void on_lock_file_saved(const httpc_response *r, void *arg)
-{
-    exec_task *t = arg;
-    t->call = NULL;
-    if (!http_ok(r)) {
-        char err[512];
-        http_describe(r, err, sizeof err);
-        exec_say(t, LOG_WARN, "could not save .terraform.lock.hcl: %s", err);
-    }
-    exec_next(t);
-}
 
 /* After a successful init, the lock file goes to the plane (E17); failures are only logged. */
 static void save_lock_file(exec_task *t)
@@ -703,10 +720,8 @@ static void save_lock_file(exec_task *t)
     free(text);
     char url[512];
     workspace_url(t, "terraform-lock-hcl", url, sizeof url);
-    t->call = exec_http(t, "PUT", url, body.data, body.len, HTTPC_PLAIN, on_lock_file_saved);
+    exec_best_effort(t, "PUT", url, body.data, body.len, "could not save .terraform.lock.hcl");
     strbuf_free(&body);
-    if (!t->call)
-        exec_next(t);
 }
 
 static void on_init_wait(uv_timer_t *timer)
@@ -913,17 +928,6 @@ static void step_upload_plan(exec_task *t)
 
 /* ---- step: resource changes (E10) --------------------------------------------------------------------------- */
 
-static void on_changes(const httpc_response *r, void *arg)
-{
-    exec_task *t = arg;
-    t->call = NULL;
-    if (!http_ok(r)) {
-        char err[512];
-        http_describe(r, err, sizeof err);
-        exec_say(t, LOG_WARN, "resource changes not saved: %s", err);
-    }
-    exec_next(t);
-}
 
 static void step_changes(exec_task *t)
 {
@@ -941,11 +945,9 @@ static void step_changes(exec_task *t)
     cJSON_Delete(plan);
     char url[512];
     task_url(t, "parse-plan-changes", url, sizeof url);
-    t->call = exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_changes);
-    strbuf_free(&body);
     stage_end(t);
-    if (!t->call)
-        exec_next(t);
+    exec_best_effort(t, "POST", url, body.data, body.len, "resource changes not saved");
+    strbuf_free(&body);
 }
 
 /* ---- step: decide the outcome; lock for a plan_and_apply with changes (E12) ---------------------------------- */
@@ -1429,18 +1431,6 @@ static void step_save_state(exec_task *t)
 }
 
 /* E13, unless the state could not be saved: a workspace is never unlocked over unsaved state. */
-static void on_unlocked(const httpc_response *r, void *arg)
-{
-    exec_task *t = arg;
-    t->call = NULL;
-    if (!http_ok(r)) {
-        char err[512];
-        http_describe(r, err, sizeof err);
-        log_warn("task", "task %" PRIu64 ": could not unlock workspace %s: %s", t->id, t->workspace_id, err);
-    }
-    exec_next(t);
-}
-
 static void step_unlock(exec_task *t)
 {
     if (t->state_unsaved) {
@@ -1449,9 +1439,7 @@ static void step_unlock(exec_task *t)
     }
     char url[512];
     workspace_url(t, "unlock", url, sizeof url);
-    t->call = exec_http(t, "POST", url, NULL, 0, HTTPC_PLAIN, on_unlocked);
-    if (!t->call)
-        exec_next(t);
+    exec_best_effort(t, "POST", url, NULL, 0, "could not unlock the workspace");
 }
 
 static void step_applied(exec_task *t)
