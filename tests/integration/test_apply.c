@@ -526,6 +526,51 @@ static void unsaved_state_is_kept_and_the_workspace_stays_locked(void **state)
     harness_done(h);
 }
 
+/* IAC_AGENT_TASK_TIMEOUT: a plan that runs past it is interrupted (terraform gets SIGINT) and reported failed. */
+static void task_timeout_interrupts_and_fails_the_task(void **state)
+{
+    harness *h = *state;
+    harness_devplane dp;
+    agent_t a;
+    plane_start(h, &dp, NULL, NULL);
+    agent_prepare(h, &a, &dp, "agent-a", "FAKE_TF_PLAN_DELAY_MS", "30000", "IAC_AGENT_TASK_TIMEOUT", "2s", NULL);
+    agent_run(h, &a, &dp);
+    char ws[64];
+    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "timeout", ws, sizeof ws);
+    long id = tp_queue_task(&dp, ws, "plan");
+    cJSON *doc = tp_wait_task(&dp, id, "failed", 15000);
+    const char *msg = harness_json_str(doc, "error_message");
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "timed out"));
+    cJSON_Delete(doc);
+    assert_true(tp_invoked_with(a.tf_state, "plan", "SIGINT"));
+    tp_assert_slot_becomes(&a.ag, 1, "idle");
+    harness_done(h);
+}
+
+/* Task data that cannot be loaded (E3 answers 500 through every retry): the task is set failed with the reason
+ * through E5 (upstream leaves it running, ref §8 entry 31), and the agent takes the next task. */
+static void unloadable_task_data_fails_the_task(void **state)
+{
+    harness *h = *state;
+    harness_devplane dp;
+    agent_t a;
+    plane_start(h, &dp, NULL, NULL);
+    agent_start(h, &a, &dp, "agent-a");
+    char ws[64];
+    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "no-data", ws, sizeof ws);
+    cJSON_Delete(tp_admin_json(&dp, "POST", "/admin/faults", "{\"route\":\"data\",\"status\":500,\"times\":4}", 201));
+    long id = tp_queue_task(&dp, ws, "plan");
+    cJSON *doc = tp_wait_task(&dp, id, "failed", 20000);
+    const char *msg = harness_json_str(doc, "error_message");
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "Failed to load task data"));
+    cJSON_Delete(doc);
+    long next = tp_queue_task(&dp, ws, "plan");
+    cJSON_Delete(tp_wait_task(&dp, next, "success", 15000));
+    harness_done(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +593,8 @@ int main(void)
                                         apply_teardown),
         cmocka_unit_test_setup_teardown(unsaved_state_is_kept_and_the_workspace_stays_locked, harness_setup,
                                         apply_teardown),
+        cmocka_unit_test_setup_teardown(task_timeout_interrupts_and_fails_the_task, harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(unloadable_task_data_fails_the_task, harness_setup, apply_teardown),
         cmocka_unit_test_setup_teardown(apply_given_to_another_agent_releases_the_reservation, harness_setup,
                                         apply_teardown),
     };
