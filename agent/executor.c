@@ -99,6 +99,7 @@ struct exec_task {
     int           init_attempt;
     bool          init_retryable;
     int           upload_try;
+    bool          uploading_json; /* which half of the plan pair is in flight */
     int64_t       started_ms;
     int64_t       stage_started_ms;
     int           stage;
@@ -836,7 +837,10 @@ static void step_show(exec_task *t)
 
 static void upload_plan_pair(exec_task *t);
 
-static void on_plan_json(const httpc_response *r, void *arg)
+static void upload_plan_json(exec_task *t);
+
+/* One answer for both halves of the pair: a failure re-sends the pair (plan file first), as upstream does. */
+static void on_plan_upload(const httpc_response *r, void *arg)
 {
     exec_task *t = arg;
     t->call = NULL;
@@ -847,9 +851,15 @@ static void on_plan_json(const httpc_response *r, void *arg)
             upload_plan_pair(t);
             return;
         }
-        exec_say(t, LOG_WARN, "plan JSON upload failed: %s", err);
+        exec_say(t, LOG_WARN, "%s upload failed: %s", t->uploading_json ? "plan JSON" : "plan file (an apply on "
+                 "another pod would find no plan)", err);
+        exec_next(t);
+        return;
     }
-    exec_next(t);
+    if (t->uploading_json)
+        exec_next(t);
+    else
+        upload_plan_json(t);
 }
 
 static void upload_plan_json(exec_task *t)
@@ -864,30 +874,13 @@ static void upload_plan_json(exec_task *t)
     strbuf_puts(&body, "}");
     char url[512];
     task_url(t, "plan-json", url, sizeof url);
-    t->call = body.oom ? NULL : exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_plan_json);
+    t->uploading_json = true;
+    t->call = body.oom ? NULL : exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_plan_upload);
     strbuf_free(&body);
     if (!t->call) {
         exec_say(t, LOG_WARN, "plan JSON not uploaded: out of memory");
         exec_next(t);
     }
-}
-
-static void on_plan_data(const httpc_response *r, void *arg)
-{
-    exec_task *t = arg;
-    t->call = NULL;
-    if (!http_ok(r)) {
-        char err[512];
-        http_describe(r, err, sizeof err);
-        if (++t->upload_try < EXEC_PLAN_UPLOAD_TRIES) {
-            upload_plan_pair(t);
-            return;
-        }
-        exec_say(t, LOG_WARN, "plan file upload failed: %s (an apply on another pod would find no plan)", err);
-        exec_next(t);
-        return;
-    }
-    upload_plan_json(t);
 }
 
 static void upload_plan_pair(exec_task *t)
@@ -912,7 +905,8 @@ static void upload_plan_pair(exec_task *t)
     free(data);
     char url[512];
     task_url(t, "plan-data", url, sizeof url);
-    t->call = (!b64 || body.oom) ? NULL : exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_plan_data);
+    t->uploading_json = false;
+    t->call = (!b64 || body.oom) ? NULL : exec_http(t, "POST", url, body.data, body.len, HTTPC_PLAIN, on_plan_upload);
     strbuf_free(&body);
     if (!t->call) {
         exec_say(t, LOG_WARN, "plan not uploaded: out of memory");

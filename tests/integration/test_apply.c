@@ -81,6 +81,17 @@ static long plan_until_apply_pending(const harness_devplane *dp, const char *ws)
     return id;
 }
 
+/* The common opening: a devplane, one agent ("agent-a"), a two-resource workspace and its plan_and_apply planned
+ * to apply_pending (slot 0 reserved on the agent). Returns the task id. */
+static long one_agent_with_a_pending_apply(harness *h, harness_devplane *dp, agent_t *a, const char *name, char *ws,
+                                           size_t wslen)
+{
+    plane_start(h, dp, NULL, NULL);
+    agent_start(h, a, dp, "agent-a");
+    tp_create_workspace(dp, TP_WORKSPACE_TWO, name, ws, wslen);
+    return plan_until_apply_pending(dp, ws);
+}
+
 static void confirm(const harness_devplane *dp, long id)
 {
     char path[128];
@@ -434,11 +445,8 @@ static void state_upload_retries_create_one_version(void **state)
     harness *h = *state;
     harness_devplane dp;
     agent_t a;
-    plane_start(h, &dp, NULL, NULL);
-    agent_start(h, &a, &dp, "agent-a");
     char ws[64];
-    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "state-retry", ws, sizeof ws);
-    long id = plan_until_apply_pending(&dp, ws);
+    long id = one_agent_with_a_pending_apply(h, &dp, &a, "state-retry", ws, sizeof ws);
     cJSON_Delete(tp_admin_json(&dp, "POST", "/admin/faults", "{\"route\":\"state\",\"status\":500,\"times\":2}", 201));
     confirm(&dp, id);
     cJSON_Delete(tp_wait_task(&dp, id, "applied", 20000));
@@ -455,11 +463,8 @@ static void state_upload_that_landed_is_not_repeated(void **state)
     harness *h = *state;
     harness_devplane dp;
     agent_t a;
-    plane_start(h, &dp, NULL, NULL);
-    agent_start(h, &a, &dp, "agent-a");
     char ws[64];
-    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "state-landed", ws, sizeof ws);
-    long id = plan_until_apply_pending(&dp, ws);
+    long id = one_agent_with_a_pending_apply(h, &dp, &a, "state-landed", ws, sizeof ws);
     cJSON_Delete(tp_admin_json(&dp, "POST", "/admin/faults",
                                "{\"route\":\"state\",\"status\":502,\"times\":1,\"when\":\"after\"}", 201));
     confirm(&dp, id);
@@ -500,11 +505,8 @@ static void unsaved_state_is_kept_and_the_workspace_stays_locked(void **state)
     harness *h = *state;
     harness_devplane dp;
     agent_t a;
-    plane_start(h, &dp, NULL, NULL);
-    agent_start(h, &a, &dp, "agent-a");
     char ws[64];
-    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "state-lost", ws, sizeof ws);
-    long id = plan_until_apply_pending(&dp, ws);
+    long id = one_agent_with_a_pending_apply(h, &dp, &a, "state-lost", ws, sizeof ws);
     cJSON_Delete(tp_admin_json(&dp, "POST", "/admin/faults", "{\"route\":\"state\",\"status\":503,\"times\":0}", 201));
     confirm(&dp, id);
     cJSON *doc = tp_wait_task(&dp, id, "failed", 20000);
