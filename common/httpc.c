@@ -29,7 +29,8 @@
  * (a test, say) calls curl_global_init() itself first, which makes ours a no-op.
  *
  * Secrets: the bearer token goes only into the Authorization header; headers are never logged, and error texts
- * come from curl (which never quotes request headers) with the token redacted should it ever appear. */
+ * come from curl (which never quotes request headers) with the token redacted should it ever appear. A client
+ * key given as bytes is wiped before its memory is freed. */
 #include "iac/httpc.h"
 
 #include <errno.h>
@@ -62,6 +63,10 @@ struct httpc {
     size_t      max_response;
     uint64_t    retry_base_ms;
     char       *ca_file;        /* NULL: curl's default store */
+    /* TLS material from httpc_opts (copies, NULL when not given); the blobs point into them. The key is wiped
+     * before it is freed. */
+    char       *ca_pem, *cert_file, *key_file, *cert_pem, *key_pem;
+    struct curl_blob ca_blob, cert_blob, key_blob;
     httpc_call *calls;          /* in flight or waiting to retry */
     size_t      ncalls;
     httpc_sock *socks;          /* sockets curl asked us to watch */
@@ -90,6 +95,7 @@ struct httpc_call {
     CURL              *easy;
     struct curl_slist *headers;
     char              *method, *url, *body, *bearer;
+    char              *content_type, *accept; /* whole header lines */
     size_t             body_len;
     httpc_mode         mode;
     httpc_cb           cb;
@@ -122,6 +128,7 @@ struct httpc_call {
 static bool curl_ready;
 
 static void httpc_teardown(httpc *c);
+static void httpc_memory_free(httpc *c);
 
 /* ---- lifetimes ---- */
 
@@ -136,10 +143,8 @@ static void httpc_leave(httpc *c)
 /* Every close callback of ours ends here; the last one after httpc_free() releases the client. */
 static void httpc_handle_gone(httpc *c)
 {
-    if (--c->handles == 0 && c->torn_down) {
-        free(c->ca_file);
-        free(c);
-    }
+    if (--c->handles == 0 && c->torn_down)
+        httpc_memory_free(c);
 }
 
 static void timer_closed(uv_handle_t *h) { httpc_handle_gone(h->data); }
@@ -346,6 +351,8 @@ static void call_memory_free(httpc_call *call)
     free(call->url);
     free(call->body);
     free(call->sink_path);
+    free(call->content_type);
+    free(call->accept);
     if (call->bearer) {
         memset(call->bearer, 0, strlen(call->bearer));
         free(call->bearer);
@@ -622,6 +629,18 @@ static bool method_ok(const char *m)
     return n > 0 && n <= 16;
 }
 
+/* "Name: value", malloc'd. */
+static char *header_line(const char *name, const char *value)
+{
+    strbuf b = STRBUF_INIT;
+    strbuf_printf(&b, "%s: %s", name, value);
+    if (b.oom) {
+        strbuf_free(&b);
+        return NULL;
+    }
+    return strbuf_detach(&b, NULL);
+}
+
 static bool call_header(httpc_call *call, const char *line)
 {
     struct curl_slist *h = curl_slist_append(call->headers, line);
@@ -639,8 +658,10 @@ static bool call_setup(httpc_call *call)
     for (size_t i = 0; i < sizeof body_methods / sizeof body_methods[0]; i++)
         sends_body = sends_body || !strcmp(body_methods[i], call->method);
 
-    if (!call_header(call, "Content-Type: application/json") || !call_header(call, "Expect:"))
+    if (!call_header(call, call->content_type) || !call_header(call, "Expect:"))
         return false; /* "Expect:" (empty) spares a 100-continue round trip before each body */
+    if (call->accept && !call_header(call, call->accept))
+        return false;
     if (call->bearer) {
         strbuf auth = STRBUF_INIT;
         strbuf_printf(&auth, "Authorization: Bearer %s", call->bearer);
@@ -674,8 +695,18 @@ static bool call_setup(httpc_call *call)
     SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
     SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    if (c->ca_file) /* replaces curl's CA file; its CA directory (Debian: /etc/ssl/certs) still applies */
+    if (c->ca_pem) /* like CAINFO, as bytes (curl ≥ 7.77 with OpenSSL) */
+        SET(CURLOPT_CAINFO_BLOB, &c->ca_blob);
+    else if (c->ca_file) /* replaces curl's CA file; its CA directory (Debian: /etc/ssl/certs) still applies */
         SET(CURLOPT_CAINFO, c->ca_file);
+    if (c->cert_pem)
+        SET(CURLOPT_SSLCERT_BLOB, &c->cert_blob);
+    else if (c->cert_file)
+        SET(CURLOPT_SSLCERT, c->cert_file);
+    if (c->key_pem)
+        SET(CURLOPT_SSLKEY_BLOB, &c->key_blob);
+    else if (c->key_file)
+        SET(CURLOPT_SSLKEY, c->key_file);
     /* curl's own verbs are POST (with a body) and GET (without); anything else is named with CUSTOMREQUEST. */
     if (call->body_read) { /* POST without POSTFIELDS: curl reads the body, announcing its size */
         SET(CURLOPT_POST, 1L);
@@ -703,7 +734,9 @@ httpc_call *httpc_request(httpc *c, const httpc_req *req, httpc_cb cb, void *arg
     if (!c || c->freeing || !req || !req->url || !cb)
         return NULL;
     const char *method = req->method ? req->method : "GET";
-    if (!method_ok(method) || !header_safe(req->url) || (req->bearer && !header_safe(req->bearer)))
+    if (!method_ok(method) || !header_safe(req->url) || (req->bearer && !header_safe(req->bearer)) ||
+        (req->content_type && (!req->content_type[0] || !header_safe(req->content_type))) ||
+        (req->accept && (!req->accept[0] || !header_safe(req->accept))))
         return NULL;
     if (req->body_read && (req->body || req->body_size < 0))
         return NULL; /* two bodies, or a size we cannot announce (see httpc_req) */
@@ -735,9 +768,12 @@ httpc_call *httpc_request(httpc *c, const httpc_req *req, httpc_cb cb, void *arg
     call->max_file = req->max_file;
     call->timeout_ms = req->timeout_ms;
     call->follow_redirects = req->follow_redirects;
+    call->content_type = header_line("Content-Type", req->content_type ? req->content_type : "application/json");
+    call->accept = req->accept ? header_line("Accept", req->accept) : NULL;
     call->easy = curl_easy_init();
     if (!call->method || !call->url || (req->bearer && !call->bearer) || (req->body && !call->body) ||
-        (req->sink_path && !call->sink_path) || !call->easy || !call_setup(call) ||
+        (req->sink_path && !call->sink_path) || !call->content_type || (req->accept && !call->accept) ||
+        !call->easy || !call_setup(call) ||
         attempt_start(call) != CURLM_OK) {
         call_destroy(call, false);
         return NULL;
@@ -766,6 +802,33 @@ size_t httpc_pending(const httpc *c) { return c ? c->ncalls : 0; }
 
 /* ---- client ---- */
 
+/* Copies PEM bytes for curl (NULL or empty: not given). curl reads them in place (CURL_BLOB_NOCOPY): they live
+ * as long as the client, longer than any easy handle or connection. */
+static bool tls_blob(const char *pem, size_t len, char **copy, struct curl_blob *blob)
+{
+    if (!pem || len == 0)
+        return true;
+    if (!(*copy = malloc(len)))
+        return false;
+    memcpy(*copy, pem, len);
+    *blob = (struct curl_blob){ .data = *copy, .len = len, .flags = CURL_BLOB_NOCOPY };
+    return true;
+}
+
+static void httpc_memory_free(httpc *c)
+{
+    free(c->ca_file);
+    free(c->ca_pem);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->cert_pem);
+    if (c->key_pem) {
+        memset(c->key_pem, 0, c->key_blob.len);
+        free(c->key_pem);
+    }
+    free(c);
+}
+
 httpc *httpc_new(uv_loop_t *loop, const httpc_opts *opts)
 {
     static const httpc_opts defaults;
@@ -786,15 +849,16 @@ httpc *httpc_new(uv_loop_t *loop, const httpc_opts *opts)
     c->total_timeout_ms = opts->total_timeout_ms > 0 ? opts->total_timeout_ms : HTTPC_TOTAL_TIMEOUT_MS;
     c->max_response = opts->max_response ? opts->max_response : HTTPC_MAX_RESPONSE;
     c->retry_base_ms = opts->retry_base_ms ? opts->retry_base_ms : HTTPC_RETRY_BASE_MS;
-    const char *ca = opts->ca_file ? opts->ca_file : getenv("SSL_CERT_FILE");
-    if (ca && *ca && !(c->ca_file = strdup(ca))) {
-        free(c);
-        return NULL;
-    }
-    c->multi = curl_multi_init();
-    if (!c->multi) {
-        free(c->ca_file);
-        free(c);
+    bool ca_bytes = opts->ca_pem && opts->ca_pem_len > 0;
+    const char *ca = ca_bytes ? NULL : opts->ca_file ? opts->ca_file : getenv("SSL_CERT_FILE");
+    bool ok = (!ca || !*ca || (c->ca_file = strdup(ca))) &&
+              tls_blob(opts->ca_pem, opts->ca_pem_len, &c->ca_pem, &c->ca_blob) &&
+              tls_blob(opts->cert_pem, opts->cert_pem_len, &c->cert_pem, &c->cert_blob) &&
+              tls_blob(opts->key_pem, opts->key_pem_len, &c->key_pem, &c->key_blob) &&
+              (!opts->cert_file || (c->cert_file = strdup(opts->cert_file))) &&
+              (!opts->key_file || (c->key_file = strdup(opts->key_file))) && (c->multi = curl_multi_init());
+    if (!ok) {
+        httpc_memory_free(c);
         return NULL;
     }
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);

@@ -1,6 +1,7 @@
 /* strbuf.c — growable NUL-terminated byte buffer; see strbuf.h. Growth doubles, so n appends cost O(n). */
 #include "iac/strbuf.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,4 +118,13 @@ void strbuf_free(strbuf *b)
     b->data = NULL;
     b->len = b->cap = 0;
     b->oom = false;
+}
+
+int strbuf_fixed_printf(char *dst, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vsnprintf(dst, n, fmt, ap);
+    va_end(ap);
+    return r;
 }

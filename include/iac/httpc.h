@@ -2,12 +2,13 @@
  *
  * Requests never block the loop: sockets are watched with uv_poll, curl's timer with uv_timer
  * (curl_multi_socket_action). Conventions of the upstream agent (ref §2.1, §2.3):
- *   - every request carries `Content-Type: application/json` and, when a bearer is given,
- *     `Authorization: Bearer <token>`;
+ *   - every request carries `Content-Type: application/json` (unless httpc_req.content_type names another)
+ *     and, when a bearer is given, `Authorization: Bearer <token>`;
  *   - 10 s connect timeout, 60 s for the whole exchange (both overridable in httpc_opts);
  *   - HTTPC_RETRYING: up to 4 attempts; a new attempt after a transport error or a 5xx, never after a 4xx; waits of
  *     1 s, 2 s, 4 s between attempts (uv_timer, not sleep); HTTPC_PLAIN: one attempt;
- *   - TLS peers are always verified; SSL_CERT_FILE (or httpc_opts.ca_file) names an extra CA bundle.
+ *   - TLS peers are always verified; SSL_CERT_FILE (or httpc_opts.ca_file, or ca_pem as bytes) names an extra CA
+ *     bundle; a client certificate is optional.
  * Tokens never appear in error messages or logs.
  *
  * Large bodies never sit in memory: a request body can be streamed from a callback (body_read: logs JSON-escaped
@@ -36,6 +37,14 @@ typedef struct {
     long        total_timeout_ms;   /* 0 → 60000 */
     size_t      max_response;       /* bytes of body kept; larger bodies fail with HTTPC_E_TOOBIG; 0 → 64 MiB */
     uint64_t    retry_base_ms;      /* 0 → 1000 (tests shorten it) */
+    /* TLS material given as bytes or files (the Kubernetes client has both kinds); all copied by httpc_new().
+     * ca_pem is a CA bundle in PEM that replaces ca_file and $SSL_CERT_FILE when given. A client certificate
+     * and its key (PEM, unencrypted) come as files or as bytes; the bytes win when both are given. */
+    const char *ca_pem;
+    size_t      ca_pem_len;
+    const char *cert_file, *key_file;
+    const char *cert_pem, *key_pem;
+    size_t      cert_pem_len, key_pem_len;
 } httpc_opts;
 
 typedef enum { HTTPC_PLAIN = 0, HTTPC_RETRYING } httpc_mode;
@@ -73,6 +82,8 @@ typedef struct {
     long        timeout_ms;       /* whole exchange; 0 → the client's total_timeout_ms (big transfers need more) */
     bool        follow_redirects; /* up to 10, http and https only (release downloads redirect); the bearer is
                                    * not sent to another host */
+    const char *content_type;     /* Content-Type of the request; NULL → "application/json" */
+    const char *accept;           /* Accept header; NULL → curl's default (any type) */
 } httpc_req;
 
 enum {
