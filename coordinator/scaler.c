@@ -90,8 +90,15 @@ static void measure(scaler_ctx *x)
         if (p->draining)
             continue; /* on its way out: neither capacity nor a candidate */
         if (p->ready) {
-            if (!p->has_status)
-                continue; /* agent not answering: we cannot know its slots, so neither */
+            if (!p->has_status) {
+                /* Agent not answering: we cannot know its slots, so it is never removable. Young, it is most
+                 * likely still starting its status server: coming capacity, as a starting pod. Past the startup
+                 * timeout it is nothing, so that real demand is covered — but only then, or pods whose agents
+                 * never answer (a wrong agent port) would make every cycle add a pod. */
+                if (elapsed(x->now, p->created_ms) < c->pod_startup_timeout_ms)
+                    out->coming_pods++;
+                continue;
+            }
             bool slot0_free = p->slot0 == SLOT_IDLE && p->reserved_task_id == 0;
             out->free_slot0 += slot0_free;
             out->free_plan += nonneg(p->plan_idle);

@@ -5,7 +5,9 @@
  * into the next cycle's view (they are the only memory between cycles).
  *
  * Capacity model. Each pod has one slot 0 (plan_and_apply) and slots_per_pod − 1 plan slots (plan, drift_check).
- * A pod counts as capacity only when it is Ready, not draining and its agent answered /v1/status. A pod still
+ * A pod counts as capacity only when it is Ready, not draining and its agent answered /v1/status; a Ready pod
+ * whose agent did not answer counts as coming capacity until the startup timeout (then as nothing) and is never
+ * removable. A pod still
  * starting counts as coming capacity (every slot free) until pod_startup_timeout_ms after its creation; then it is
  * reported in timed_out[] and counts as nothing, so the shortfall it leaves is covered by a new pod. Replicas of
  * the Deployment not yet listed as pods also count as coming. A reserved slot 0 (apply_pending) is not free.

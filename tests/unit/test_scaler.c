@@ -268,14 +268,20 @@ static void draining_pods_are_neither_capacity_nor_removable(void **state)
     RUN(cases);
 }
 
-/* A Ready pod whose agent did not answer /v1/status is neither capacity nor removable: we cannot know its slots. */
+/* A Ready pod whose agent did not answer /v1/status is never removable (we cannot know its slots); it counts as
+ * coming capacity until the startup timeout — so pods whose agents never answer cannot make every cycle add a
+ * pod — and as nothing after it. */
 static void pods_without_status_are_neither_capacity_nor_removable(void **state)
 {
     (void)state;
     static const scaler_case cases[] = {
-        { .what = "silent pod, 1 apply waiting", .pool = "n", .replicas = -1,
+        { .what = "old silent pod, 1 apply waiting", .pool = "n", .replicas = -1, .startup_ms = 50000,
           .demand = { .plan_and_apply = 1 }, .want_desired = 2, .want_reason = SCALER_SCALE_UP },
-        { .what = "silent youngest: the idle one goes", .pool = "in", .replicas = -1,
+        { .what = "young silent pod, 1 apply waiting: coming", .pool = "n", .replicas = -1,
+          .demand = { .plan_and_apply = 1 }, .want_desired = 1, .want_reason = SCALER_STEADY },
+        { .what = "young silent pods cover headroom", .pool = "nn", .replicas = -1, .headroom_slot0 = 2,
+          .want_desired = 2, .want_reason = SCALER_STEADY },
+        { .what = "silent youngest: the idle one goes", .pool = "in", .replicas = -1, .startup_ms = 50000,
           .want_desired = 1, .want_reason = SCALER_SCALE_DOWN, .want_removed = "pod-0" },
         { .what = "silent alone", .pool = "n", .replicas = -1, .want_desired = 1, .want_reason = SCALER_STEADY },
     };

@@ -1,0 +1,110 @@
+/* view.h — one pool as the coordinator sees it in one cycle, built from ground truth only (DESIGN §5 steps 1–3):
+ * the Deployment, its pods as Kubernetes lists them, each Ready pod's agent as its /v1/status describes it, and the
+ * demand as the plane reports it. Nothing here is carried from one cycle to the next.
+ *
+ * The parsers are pure (JSON in, structs out, no I/O) so that every shape Kubernetes, the agent or the plane can
+ * send — including wrong ones — is unit-tested; coordinator/observe.c does the fetching.
+ *
+ * Ownership: a view_pool owns its pods and waiting arrays (view_pool_free). Strings are copied into fixed buffers
+ * (longer ones are cut, never overflowed). */
+#ifndef IAC_COORD_VIEW_H
+#define IAC_COORD_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "iac/slots.h"
+#include "scaler.h"
+
+#define VIEW_NAME_MAX  254
+#define VIEW_ERR_MAX   200
+#define VIEW_MAX_PODS  SCALER_MAX_PODS
+#define VIEW_MAX_WAITING 4096
+#define VIEW_DELETION_COST "controller.kubernetes.io/pod-deletion-cost"
+
+typedef struct {
+    slot_status status;
+    uint64_t    task_id;   /* 0 when idle */
+    task_type   type;      /* TASK_TYPE_NONE when idle */
+    bool        apply;     /* action apply (a reserved slot 0 reports apply) */
+    int64_t     since_ms;  /* when the slot last changed, by the agent's clock (epoch ms) */
+} view_slot;
+
+typedef struct {
+    /* From Kubernetes. */
+    char    name[VIEW_NAME_MAX];
+    char    ip[64];             /* status.podIP, "" until assigned */
+    char    phase[16];          /* status.phase: Pending, Running, Succeeded, Failed, Unknown */
+    bool    ready;              /* condition Ready == True */
+    bool    terminating;        /* metadata.deletionTimestamp set */
+    int64_t created_ms;         /* metadata.creationTimestamp (epoch ms) */
+    bool    has_cost;           /* the deletion-cost annotation is present … */
+    int64_t deletion_cost;      /* … with this value (an unparsable value reads as absent) */
+    /* From the agent's /v1/status, when has_status. */
+    bool      has_status;
+    char      status_error[VIEW_ERR_MAX]; /* why not: "connection refused", "HTTP 500", "not Ready" */
+    char      agent_id[128];
+    char      agent_pool[65];
+    bool      draining;        /* state "draining" */
+    bool      connected;       /* C&C socket open */
+    int       nslots;
+    view_slot slots[SLOTS_MAX];
+} view_pod;
+
+typedef struct {
+    uint64_t  task_id;
+    task_type type;
+    int64_t   waiting_since_ms; /* 0 when the plane did not say */
+} view_waiting;
+
+typedef struct {
+    /* Deployment */
+    bool    deployment_found;
+    char    deployment_error[VIEW_ERR_MAX]; /* "" or why it could not be read */
+    int     replicas;          /* spec.replicas (Kubernetes defaults it to 1) */
+    int     ready_replicas;    /* status.readyReplicas */
+    char    selector[512];     /* spec.selector.matchLabels as a label selector "a=b,c=d" (unescaped) */
+    /* Pods (every pod the selector lists, terminating ones too) */
+    view_pod *pods;
+    int       npods;
+    /* Demand */
+    bool          demand_ok;      /* the demand URL answered (always false without one) */
+    char          demand_error[VIEW_ERR_MAX];
+    scaler_demand demand;
+    view_waiting *waiting;        /* tasks waiting for a slot, oldest first, when the plane lists them */
+    int           nwaiting;
+    int64_t       observed_ms;    /* when the cycle's reads finished */
+} view_pool;
+
+void view_pool_free(view_pool *v); /* frees pods and waiting, zeroes the struct */
+
+/* A Deployment object → found, replicas, ready_replicas, selector. -1 with err when a field has the wrong type or
+ * the selector is missing or uses matchExpressions (not supported: say so). */
+int view_parse_deployment(const cJSON *deploy, view_pool *v, char *err, size_t errlen);
+
+/* A PodList → v->pods (replacing them), at most VIEW_MAX_PODS (more: -1). Items that are not objects or lack a
+ * name are skipped. */
+int view_parse_pods(const cJSON *list, view_pool *v, char *err, size_t errlen);
+
+/* An agent's /v1/status body → the agent fields of pod (has_status true). -1 with err for a body that is not the
+ * agent's shape (missing slots, a slot status or type that is not one of ours, more than SLOTS_MAX slots), and
+ * pod->has_status stays false. */
+int view_parse_agent_status(const cJSON *status, view_pod *pod, char *err, size_t errlen);
+
+/* The plane's demand document {"pools": {"<pool>": {"plan_and_apply": n, "plan": m, "drift_check": k,
+ * "tasks": [{"task_id": N, "task_type": "...", "waiting_since": <epoch s>}]}}} → v->demand and v->waiting for
+ * pool. A pool absent from the document has no demand (ok, zero). Counts must be whole numbers ≥ 0. */
+int view_parse_demand(const cJSON *doc, const char *pool, view_pool *v, char *err, size_t errlen);
+
+/* Turns a pod into the scaler's input (borrowing the name): terminating → draining; Ready and not terminating →
+ * ready (capacity when its agent answered); not Ready, not terminating, phase Pending or Running → starting;
+ * Succeeded or Failed → neither (not capacity). Slot 0 and the plan slots come from the agent's status. */
+void view_to_scaler_pod(const view_pod *p, scaler_pod *out, int64_t now_ms);
+
+/* Where is task_id on this pool? The pod index and slot index, or -1. */
+int view_find_task(const view_pool *v, uint64_t task_id, int *slot_out);
+
+#endif
