@@ -658,6 +658,14 @@ static void h_dispatch(void *ctx, const https_request *req, https_response *res,
     route_reply_json(res, 200, dispatch_view(a->disp));
 }
 
+static void h_demand(void *ctx, const https_request *req, https_response *res, const char *param)
+{
+    adminapi *a = ctx;
+    (void)req;
+    (void)param;
+    route_reply_json(res, 200, dispatch_demand(a->disp));
+}
+
 /* ---- routing ---- */
 
 static const route routes[] = {
@@ -684,6 +692,7 @@ static const route routes[] = {
     { "GET", "/admin/tasks/*/plan-json", 0, h_task_plan_json },
     { "GET", "/admin/tasks/*/plan-data", 0, h_task_plan_data },
     { "GET", "/admin/dispatch", 0, h_dispatch },
+    { "GET", "/admin/demand", 0, h_demand },
 };
 
 bool adminapi_handle(void *arg, const https_request *req, https_response *res)

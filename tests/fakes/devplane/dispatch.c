@@ -26,7 +26,10 @@
  * The C&C side follows ref §3.11 and §3.6: task_completed, task_failed and task_rejected are recorded in the task's
  * events and re-check the queue (the status itself only changes through E5); log_stream lines go to the task's
  * ring of live lines and resource_status_update lines to its resource changes (ref §3.9); when an agent's
- * connection ends, its running tasks fail with "Agent <id> disconnected unexpectedly". */
+ * connection ends, its running tasks fail with "Agent <id> disconnected unexpectedly".
+ *
+ * The demand document (DESIGN §5 step 3) is read off the same gates as a pass — the workspace's mode and pool, the
+ * queue rule of tasks_held_back(), confirmed applies — so that what it calls waiting is what a pass would send. */
 #include "dispatch.h"
 
 #include <errno.h>
@@ -751,6 +754,57 @@ cJSON *dispatch_view(dispatch *d)
         cJSON_AddItemToArray(list, e);
     }
     return o;
+}
+
+/* ---- demand ---- */
+
+/* What a waiting task needs, by the key of the demand document; NULL when it waits for no slot. */
+static const char *demand_kind(tasks *store, const dp_task *t)
+{
+    static const char *const keys[] = { [TASKS_PLAN] = "plan", [TASKS_PLAN_AND_APPLY] = "plan_and_apply",
+                                        [TASKS_DRIFT_CHECK] = "drift_check" };
+    if (strcmp(t->status, "pending") == 0 && !tasks_held_back(store, t))
+        return (size_t)t->type < sizeof keys / sizeof keys[0] ? keys[t->type] : NULL;
+    /* A confirmed apply not yet dispatched needs a slot 0: the one holding its reservation, or any idle one. */
+    if (strcmp(t->status, "apply_pending") == 0 && t->apply_confirmed_by)
+        return keys[TASKS_PLAN_AND_APPLY];
+    return NULL;
+}
+
+cJSON *dispatch_demand(dispatch *d)
+{
+    const char *pool = registry_pool(d->reg);
+    cJSON *doc = cJSON_CreateObject(), *pools = cJSON_AddObjectToObject(doc, "pools");
+    cJSON *entry = cJSON_AddObjectToObject(pools, pool);
+    int counts[3] = { 0, 0, 0 };
+    static const char *const order[] = { "plan_and_apply", "plan", "drift_check" };
+    cJSON *list = cJSON_CreateArray();
+    bool ok = doc && pools && entry && list;
+
+    for (size_t i = 0; ok && i < tasks_task_count(d->store); i++) {
+        const dp_task *t = tasks_task_at(d->store, i);
+        const char *kind;
+        cJSON *row;
+        /* The same gates as pass(): only tasks the dispatcher would ever send to this pool's agents. */
+        if (!dispatchable_mode(t->ws) || strcmp(t->ws->pool_id, pool) != 0 || !(kind = demand_kind(d->store, t)))
+            continue;
+        for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
+            counts[k] += strcmp(kind, order[k]) == 0;
+        ok = (row = cJSON_CreateObject()) && cJSON_AddNumberToObject(row, "task_id", t->id) &&
+             cJSON_AddStringToObject(row, "task_type", tasks_type_name(t->type)) &&
+             cJSON_AddNumberToObject(row, "waiting_since", (double)(t->created_ns / INT64_C(1000000000)));
+        if (!ok || !cJSON_AddItemToArray(list, row)) {
+            cJSON_Delete(row);
+            ok = false;
+        }
+    }
+    for (size_t k = 0; ok && k < sizeof order / sizeof order[0]; k++)
+        ok = cJSON_AddNumberToObject(entry, order[k], counts[k]) != NULL;
+    if (ok && cJSON_AddItemToObject(entry, "tasks", list))
+        return doc;
+    cJSON_Delete(list);
+    cJSON_Delete(doc);
+    return NULL;
 }
 
 /* ---- lifetime ---- */

@@ -66,6 +66,14 @@ void dispatch_returned(dispatch *d, dp_task *t);
  * "reserved"}]}. NULL on OOM. */
 cJSON *dispatch_view(dispatch *d);
 
+/* The tasks waiting for a slot (DESIGN §5 step 3), for the coordinator: {"pools": {"<pool>": {"plan_and_apply": n,
+ * "plan": m, "drift_check": k, "tasks": [{"task_id", "task_type", "waiting_since": <epoch s of creation>}]}}},
+ * oldest first, the devplane's pool only (always present). A task waits when the queue would dispatch it as soon
+ * as an agent had room: pending, not held back by the queue rule (tasks_held_back), in a workspace of this pool in
+ * agent or k8s mode; a confirmed apply_pending task not yet dispatched waits for a slot 0 (plan_and_apply). NULL on
+ * OOM. */
+cJSON *dispatch_demand(dispatch *d);
+
 /* Stops the timers; the dispatcher frees itself once they are closed (keep running the loop). */
 void dispatch_close(dispatch *d);
 

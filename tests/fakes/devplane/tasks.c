@@ -695,17 +695,26 @@ static dp_task *oldest_pending(tasks *s, const dp_workspace *ws, tasks_type type
     return NULL;
 }
 
+bool tasks_held_back(tasks *s, const dp_task *t)
+{
+    if (t->ws->is_locked) /* rule 0: a locked workspace runs nothing */
+        return true;
+    if (t->type == TASKS_PLAN_AND_APPLY) /* rule 1: one plan_and_apply of a workspace at a time */
+        return earlier_plan_and_apply_active(s, t->ws, t);
+    return t->type == TASKS_APPLY; /* rules 2, 3: plans and drift checks wait for nothing; a bare apply never runs */
+}
+
 dp_task *tasks_next_executable(tasks *s, const dp_workspace *ws)
 {
-    dp_task *t;
-
-    if (ws->is_locked) /* rule 0: a locked workspace runs nothing */
-        return NULL;
-    if ((t = oldest_pending(s, ws, TASKS_PLAN_AND_APPLY)) && !earlier_plan_and_apply_active(s, ws, t))
-        return t; /* rule 1 */
-    if ((t = oldest_pending(s, ws, TASKS_PLAN)))
-        return t; /* rule 2 */
-    return oldest_pending(s, ws, TASKS_DRIFT_CHECK); /* rule 3; apply_pending tasks never come from here */
+    /* Rules 1–3 in order: the oldest pending task of each kind, if the queue rule lets it go. apply_pending tasks
+     * never come from here. */
+    static const tasks_type order[] = { TASKS_PLAN_AND_APPLY, TASKS_PLAN, TASKS_DRIFT_CHECK };
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        dp_task *t = oldest_pending(s, ws, order[k]);
+        if (t && !tasks_held_back(s, t))
+            return t;
+    }
+    return NULL;
 }
 
 cJSON *tasks_event(dp_task *t, int64_t now_ns, const char *kind)

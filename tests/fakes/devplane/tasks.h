@@ -153,6 +153,11 @@ dp_task *tasks_task_at(tasks *s, size_t i);
 
 /* ref §6.4 GetNextExecutableTask: the task the workspace runs next, or NULL. */
 dp_task *tasks_next_executable(tasks *s, const dp_workspace *ws);
+/* The queue rule of tasks_next_executable for one pending task: is it held back by its workspace — locked, or
+ * (plan_and_apply) behind a lower-id plan_and_apply that is pending, running or apply_pending? Plans and drift
+ * checks are held back only by the lock; a bare apply task always is (the queue never dispatches one). A task
+ * not held back runs as soon as an agent has room for it (one per workspace and pass). */
+bool tasks_held_back(tasks *s, const dp_task *t);
 
 /* Appends an event {"at", "event": kind} to the task's history and returns it for the caller to add fields to
  * (NULL on OOM). */
