@@ -6,12 +6,18 @@
 #   make run        install, build, start a local devplane and one agent, plan and apply examples/hello
 #                   (CONFIRM=1 confirms the apply automatically; KEEP=1 keeps both running)
 #   make deps       install the Debian packages the build needs (apt-get update first; no-op when present)
+#   make bench      benchmarks (-O2): figures printed and written to bench/README.md
+#   make install    build/iac-agent and build/iac-coordinator into $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local)
+#   make check-image the runtime image's package list in a debootstrap'd bookworm chroot (not in `make test`:
+#                   downloads about 200 MB once, cached in build/image-root; needs root)
 #   make clean
 
 # Debian packages needed to build and test. One list: `make deps` installs it and .ci/run calls `make deps`.
 DEB_PACKAGES := build-essential pkg-config curl libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
-                libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev libarchive-dev
+                libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev libarchive-dev libyaml-dev
 PKGS := libuv libwebsockets libcurl libcjson libcrypto libarchive
+# libyaml only for the coordinator: kubeconfig files are YAML (README, "Dependencies").
+COORD_PKGS := yaml-0.1
 
 BUILD   ?= build
 SAN     ?=
@@ -22,8 +28,10 @@ OPT     ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+COORD_LIBS  := $(shell pkg-config --libs $(COORD_PKGS) 2>/dev/null)
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -Iinclude $(PKG_CFLAGS) \
+           $(shell pkg-config --cflags $(COORD_PKGS) 2>/dev/null) \
            -DIAC_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS  := $(PKG_LIBS) -lm
 ifeq ($(SAN),1)
@@ -44,14 +52,20 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBIAC   := $(BUILD)/libiac.a
 LIBAGENT := $(BUILD)/libagent.a
 LIBCOORD := $(BUILD)/libcoord.a
-BINS     := $(BUILD)/iac-agent $(BUILD)/iac-devplane
+BINS     := $(BUILD)/iac-agent $(BUILD)/iac-coordinator $(BUILD)/iac-devplane
+# kube-fake: the Kubernetes API and pod simulator the coordinator tests run against (tests/fakes/kube-fake/README.md).
+KUBEFAKE_SRC := $(sort $(wildcard tests/fakes/kube-fake/*.c))
+BINS     += $(BUILD)/kube-fake
 # fake-terraform: the terraform CLI double the tests run (tests/fakes/fake-terraform/README.md).
 FAKETF_SRC := $(sort $(wildcard tests/fakes/fake-terraform/*.c))
 BINS     += $(BUILD)/fake-terraform
+# Benchmark programs (bench/*.c, one binary each) are built only by `make bench`.
+BENCH_SRC  := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 
-.PHONY: all test check check-asan deps run clean tests
+.PHONY: all test check check-asan deps run clean tests bench bench-bins install check-image
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -73,6 +87,12 @@ $(LIBCOORD): $(call obj,$(COORD_SRC))
 $(BUILD)/iac-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/iac-coordinator: $(call obj,coordinator/main.c) $(LIBCOORD) $(LIBIAC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS)
+
+$(BUILD)/kube-fake: $(call obj,$(KUBEFAKE_SRC)) $(LIBIAC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/iac-devplane: $(call obj,$(DEVPLANE_SRC)) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -82,13 +102,24 @@ $(BUILD)/fake-terraform: $(call obj,$(FAKETF_SRC)) $(LIBIAC)
 # Unit tests link the agent's modules too (store, config, …); the linker takes only what a test uses.
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS) $(CMOCKA_LIBS)
 
 $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(call obj,$(HARNESS_SRC)) $(LIBIAC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
 tests: $(BINS) $(UNIT_BINS) $(ITEST_BINS)
+
+bench-bins: $(BENCH_BINS)
+
+$(BUILD)/bench/%: $(call obj,bench/%.c) $(LIBIAC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Benchmarks: -O2, no sanitizers, loopback only; prints one table and writes it to bench/README.md.
+bench: deps
+	$(MAKE) BUILD=build/bench OPT="-O2" all bench-bins
+	bench/run.sh build/bench
 
 # The test command of the README and of .ci/run.
 test: deps
@@ -118,5 +149,18 @@ run: deps
 
 clean:
 	rm -rf build
+
+# The two binaries of the image (the Dockerfile's build stage runs `make install DESTDIR=/out PREFIX=/usr/local`).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(BUILD)/iac-agent $(BUILD)/iac-coordinator
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $^ $(DESTDIR)$(PREFIX)/bin/
+
+# The Dockerfile's runtime stage without a container engine: packaging/check-image.sh (what it proves is said there).
+IMAGE_ROOT ?= $(BUILD)/image-root
+check-image: deps
+	$(MAKE) $(BUILD)/iac-agent $(BUILD)/iac-coordinator $(BUILD)/iac-devplane $(BUILD)/fake-terraform
+	packaging/check-image.sh $(BUILD) $(IMAGE_ROOT)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
