@@ -6,7 +6,8 @@
  *     apply_pending; explain names the pod and slot of an apply_pending task, and why a seventh waits;
  *   - scale-down takes idle pods one per cycle down to min, never one with a reservation or a running apply;
  *   - meanwhile a pool whose Deployment does not exist is reported once: one log line and one Event in over 60 s;
- *   - two coordinators: exactly one acts; when it is killed the other takes over within 20 s. */
+ *   - two coordinators: exactly one acts; when it is killed the other takes over within 20 s;
+ *   - RBAC refusing a verb is reported once, and lifting it lets the pool scale again. */
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -362,11 +363,74 @@ static void one_leader_acts_and_the_other_takes_over(void **state)
     harness_done(h);
 }
 
+typedef struct {
+    const ps_coord *c;
+    const char     *pool;
+    const char     *reason; /* config_error.reason wanted, NULL for none */
+} config_wait;
+
+static bool config_error_is(void *arg)
+{
+    config_wait *w = arg;
+    cJSON *doc = NULL;
+    const cJSON *p = ps_coord_pool(w->c, w->pool, &doc);
+    const cJSON *err = cJSON_GetObjectItem(p, "config_error");
+    const char *reason = harness_json_str(err, "reason");
+    bool ok = p && harness_json_true(p, "observed") &&
+              (w->reason ? reason && strcmp(reason, w->reason) == 0 : (!err || cJSON_IsNull(err)));
+    cJSON_Delete(doc);
+    return ok;
+}
+
+/* RBAC refusing the scale subresource is a configuration error of the pool: reported once (a log line naming the
+ * verb and resource), nothing is scaled while it stands, and lifting it lets the pool scale. */
+static void rbac_refusal_is_reported_once_and_lifting_it_resumes_scaling(void **state)
+{
+    harness *h = *state;
+    harness_devplane dp = { 0 };
+    harness_devplane_init(h, &dp);
+    assert_int_equal(harness_devplane_start(h, &dp), 0);
+    int agent_port = harness_free_port();
+    cJSON *items = cJSON_CreateArray();
+    ps_seed_pool(h, items, &dp, dp.pool, 1, agent_port, NULL);
+    ps_kube k;
+    ps_kube_start(h, &k, items, "127.0.0.60", agent_port);
+    long status = 0;
+    cJSON_Delete(ps_kube_call(&k, "POST", "/admin/rbac", NULL, "{\"deny\": [\"patch:deployments/scale\"]}", &status));
+    assert_int_equal(status, 200);
+
+    char pools[HARNESS_PATH_LEN];
+    write_pools(h, &dp, &k, 2, 4, false, pools, sizeof pools); /* min 2: the pool wants to grow */
+    ps_coord c;
+    const char *flags[] = { "--cycle", "500ms", "--leader-elect=false", NULL };
+    ps_coord_start(h, &c, &k, pools, "coord-a", flags);
+
+    config_wait denied = { &c, dp.pool, "rbac_denied" };
+    assert_true(harness_wait_until(config_error_is, &denied, 10000) >= 0);
+    usleep(3000 * 1000); /* six more cycles */
+    assert_int_equal(harness_count_substr(c.proc->err_path, "RBAC does not allow patch deployments/scale"), 1);
+    assert_int_equal(ps_replicas(&k, dp.pool), 1);
+    char deploy[96];
+    snprintf(deploy, sizeof deploy, "iac-agent-%s", dp.pool);
+    assert_int_equal(ps_event_count(&k, deploy, "PoolConfigError"), 1);
+
+    cJSON_Delete(ps_kube_call(&k, "POST", "/admin/rbac", NULL, "{\"deny\": []}", &status));
+    assert_int_equal(status, 200);
+    config_wait fine = { &c, dp.pool, NULL };
+    assert_true(harness_wait_until(config_error_is, &fine, 10000) >= 0);
+    pods_wait two = { &k, dp.pool, 2 };
+    assert_true(harness_wait_until(replicas_are, &two, 10000) >= 0);
+    assert_true(harness_file_contains(c.proc->err_path, "configuration error resolved"));
+    harness_done(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(pool_grows_for_applies_and_shrinks_safely, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(one_leader_acts_and_the_other_takes_over, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(rbac_refusal_is_reported_once_and_lifting_it_resumes_scaling, harness_setup,
+                                        harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
