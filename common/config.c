@@ -145,8 +145,7 @@ static void format_duration(int64_t ms, char *out, size_t outlen)
 
 /* ---- one parser and one "what is allowed" sentence per kind ---- */
 
-/* Quotes a value for a message: escapes quotes, backslashes and control bytes, and shortens a long value. */
-static void quote_value(const char *v, char *out, size_t outlen)
+void cfg_quote_value(const char *v, char *out, size_t outlen)
 {
     static const char hex[] = "0123456789abcdef";
     const size_t shown_max = 80;
@@ -416,7 +415,7 @@ static void bad_value(const cfg_option *o, const char *source, const char *value
         set_err(err, errlen, "%s is not allowed: %s%smust %s", source, what ? what : "", what ? " " : "", allowed);
         return;
     }
-    quote_value(value, quoted, sizeof quoted);
+    cfg_quote_value(value, quoted, sizeof quoted);
     set_err(err, errlen, "%s=%s is not allowed: %s%smust %s", source, quoted, what ? what : "", what ? " " : "",
             allowed);
 }
@@ -592,7 +591,7 @@ int cfg_parse(const cfg_option *opts, size_t n, int argc, char **argv, char **en
         return CFG_ERR;
     case ARG_POSITIONAL: {
         char quoted[128];
-        quote_value(bad.value, quoted, sizeof quoted);
+        cfg_quote_value(bad.value, quoted, sizeof quoted);
         set_err(err, errlen, "unexpected argument %s (see --help)", quoted);
         return CFG_ERR;
     }

@@ -122,6 +122,8 @@ void strbuf_free(strbuf *b)
 
 int strbuf_fixed_printf(char *dst, size_t n, const char *fmt, ...)
 {
+    if (!dst || n == 0)
+        return 0;
     va_list ap;
     va_start(ap, fmt);
     int r = vsnprintf(dst, n, fmt, ap);

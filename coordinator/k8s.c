@@ -47,16 +47,6 @@
 
 /* ---- small helpers ---- */
 
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *env_get(char **envp, const char *name)
 {
@@ -184,7 +174,7 @@ static int kc_fail(kconf *k, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fail(k->err, k->errlen, "kubeconfig %s: %s", k->path, msg);
+    strbuf_fixed_printf(k->err, k->errlen, "kubeconfig %s: %s", k->path, msg);
     return -1;
 }
 
@@ -500,7 +490,7 @@ int k8s_auth_kubeconfig(const char *path, const char *context, k8s_auth *out, ch
 {
     memset(out, 0, sizeof *out);
     if (!path || !*path) {
-        fail(err, errlen, "kubeconfig: no file given");
+        strbuf_fixed_printf(err, errlen, "kubeconfig: no file given");
         return -1;
     }
     kconf k = { .path = path, .err = err, .errlen = errlen };
@@ -508,7 +498,7 @@ int k8s_auth_kubeconfig(const char *path, const char *context, k8s_auth *out, ch
     size_t len = 0;
     int r = fs_read_file(path, K8S_KUBECONFIG_MAX, &text, &len);
     if (r < 0) {
-        fail(err, errlen, "kubeconfig %s: %s", path, r == -EFBIG ? "larger than 8 MiB" : strerror(-r));
+        strbuf_fixed_printf(err, errlen, "kubeconfig %s: %s", path, r == -EFBIG ? "larger than 8 MiB" : strerror(-r));
         return -1;
     }
     const char *slash = strrchr(path, '/');
@@ -562,19 +552,19 @@ int k8s_auth_in_cluster(const char *sa_dir, char **envp, k8s_auth *out, char *er
     memset(out, 0, sizeof *out);
     const char *host = env_get(envp, "KUBERNETES_SERVICE_HOST"), *port = env_get(envp, "KUBERNETES_SERVICE_PORT");
     if (!host || !*host) {
-        fail(err, errlen, "KUBERNETES_SERVICE_HOST is not set: not running in a cluster");
+        strbuf_fixed_printf(err, errlen, "KUBERNETES_SERVICE_HOST is not set: not running in a cluster");
         return -1;
     }
     if (!port || !*port) {
-        fail(err, errlen, "KUBERNETES_SERVICE_PORT is not set: not running in a cluster");
+        strbuf_fixed_printf(err, errlen, "KUBERNETES_SERVICE_PORT is not set: not running in a cluster");
         return -1;
     }
     if (!host_ok(host)) {
-        fail(err, errlen, "KUBERNETES_SERVICE_HOST=\"%.256s\" is not a host name or address", host);
+        strbuf_fixed_printf(err, errlen, "KUBERNETES_SERVICE_HOST=\"%.256s\" is not a host name or address", host);
         return -1;
     }
     if (!port_ok(port)) {
-        fail(err, errlen, "KUBERNETES_SERVICE_PORT=\"%.64s\" is not a port number (1 to 65535)", port);
+        strbuf_fixed_printf(err, errlen, "KUBERNETES_SERVICE_PORT=\"%.64s\" is not a port number (1 to 65535)", port);
         return -1;
     }
     if (!sa_dir)
@@ -588,14 +578,14 @@ int k8s_auth_in_cluster(const char *sa_dir, char **envp, k8s_auth *out, char *er
     if (!out->server || !out->token_file || !out->ca_file || !out->source || !ns_file) {
         free(ns_file);
         k8s_auth_free(out);
-        fail(err, errlen, "in-cluster configuration: out of memory");
+        strbuf_fixed_printf(err, errlen, "in-cluster configuration: out of memory");
         return -1;
     }
     const char *files[] = { out->token_file, out->ca_file };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         int r = readable(files[i]);
         if (r < 0) {
-            fail(err, errlen, "%s: %s", files[i], strerror(-r));
+            strbuf_fixed_printf(err, errlen, "%s: %s", files[i], strerror(-r));
             free(ns_file);
             k8s_auth_free(out);
             return -1;
@@ -611,7 +601,7 @@ int k8s_auth_in_cluster(const char *sa_dir, char **envp, k8s_auth *out, char *er
     out->namespace = ns ? ns : strdup("default");
     if (!out->namespace) {
         k8s_auth_free(out);
-        fail(err, errlen, "in-cluster configuration: out of memory");
+        strbuf_fixed_printf(err, errlen, "in-cluster configuration: out of memory");
         return -1;
     }
     return 0;
@@ -635,7 +625,7 @@ int k8s_auth_load(const char *kubeconfig_flag, const char *context, char **envp,
     if (list && *list) {
         char *first = strndup(list, strcspn(list, ":"));
         if (!first) {
-            fail(err, errlen, "kubeconfig: out of memory");
+            strbuf_fixed_printf(err, errlen, "kubeconfig: out of memory");
             return -1;
         }
         int r = k8s_auth_kubeconfig(first, context, out, err, errlen);
@@ -645,19 +635,19 @@ int k8s_auth_load(const char *kubeconfig_flag, const char *context, char **envp,
 
     const char *home = env_get(envp, "HOME");
     if (!home || !*home) {
-        fail(err, errlen,
+        strbuf_fixed_printf(err, errlen,
              "no Kubernetes configuration: not in a cluster (KUBERNETES_SERVICE_HOST is not set), KUBECONFIG "
              "and HOME are not set; give a kubeconfig file");
         return -1;
     }
     char *path = printf_dup("%s/.kube/config", home);
     if (!path) {
-        fail(err, errlen, "kubeconfig: out of memory");
+        strbuf_fixed_printf(err, errlen, "kubeconfig: out of memory");
         return -1;
     }
     int r = access(path, F_OK) < 0 ? -errno : 0;
     if (r < 0)
-        fail(err, errlen,
+        strbuf_fixed_printf(err, errlen,
              "no Kubernetes configuration: not in a cluster (KUBERNETES_SERVICE_HOST is not set), KUBECONFIG is "
              "not set, and %s: %s; give a kubeconfig file", path, strerror(-r));
     else
@@ -733,17 +723,17 @@ static int pem_check(const char *file, const char *pem, size_t pem_len, pem_kind
         size_t len = 0;
         int r = fs_read_file(file, K8S_PEM_MAX, &data, &len);
         if (r < 0) {
-            fail(err, errlen, "%s: %s %s: %s", source, what, file, strerror(-r));
+            strbuf_fixed_printf(err, errlen, "%s: %s %s: %s", source, what, file, strerror(-r));
             return -1;
         }
         bool ok = pem_ok(data, len, kind);
         wipe_free(data, len);
         if (!ok)
-            fail(err, errlen, "%s: %s %s is not %s", source, what, file, expect);
+            strbuf_fixed_printf(err, errlen, "%s: %s %s is not %s", source, what, file, expect);
         return ok ? 0 : -1;
     }
     if (pem && !pem_ok(pem, pem_len, kind)) {
-        fail(err, errlen, "%s: %s data is not %s", source, what, expect);
+        strbuf_fixed_printf(err, errlen, "%s: %s data is not %s", source, what, expect);
         return -1;
     }
     return 0;
@@ -752,16 +742,16 @@ static int pem_check(const char *file, const char *pem, size_t pem_len, pem_kind
 k8s *k8s_new(uv_loop_t *loop, const k8s_auth *auth, const k8s_opts *opts, char *err, size_t errlen)
 {
     if (!loop || !auth) {
-        fail(err, errlen, "k8s: no loop or no configuration");
+        strbuf_fixed_printf(err, errlen, "k8s: no loop or no configuration");
         return NULL;
     }
     const char *src = auth->source ? auth->source : "kubernetes";
     if (!auth->server || !server_ok(auth->server)) {
-        fail(err, errlen, "%s: no https:// or http:// API server URL", src);
+        strbuf_fixed_printf(err, errlen, "%s: no https:// or http:// API server URL", src);
         return NULL;
     }
     if ((auth->cert_file || auth->cert_pem) != (auth->key_file || auth->key_pem)) {
-        fail(err, errlen, "%s: a client certificate needs its key, and a key its certificate", src);
+        strbuf_fixed_printf(err, errlen, "%s: a client certificate needs its key, and a key its certificate", src);
         return NULL;
     }
     if (pem_check(auth->ca_file, auth->ca_pem, auth->ca_pem_len, PEM_CERT, "certificate-authority", src, err,
@@ -773,7 +763,7 @@ k8s *k8s_new(uv_loop_t *loop, const k8s_auth *auth, const k8s_opts *opts, char *
 
     k8s *c = calloc(1, sizeof *c);
     if (!c) {
-        fail(err, errlen, "%s: out of memory", src);
+        strbuf_fixed_printf(err, errlen, "%s: out of memory", src);
         return NULL;
     }
     c->loop = loop;
@@ -798,7 +788,7 @@ k8s *k8s_new(uv_loop_t *loop, const k8s_auth *auth, const k8s_opts *opts, char *
     };
     if (!c->server || !c->namespace || !c->source || (auth->token && !c->token) ||
         (auth->token_file && !c->token_file) || !(c->http = httpc_new(loop, &ho))) {
-        fail(err, errlen, "%s: cannot create the HTTP client (out of memory, or libcurl failed to start)", src);
+        strbuf_fixed_printf(err, errlen, "%s: cannot create the HTTP client (out of memory, or libcurl failed to start)", src);
         k8s_free(c);
         return NULL;
     }
@@ -857,7 +847,7 @@ static const char *k8s_bearer(k8s *c, char *msg, size_t msglen)
         return c->file_token;
     if (c->token)
         return c->token;
-    fail(msg, msglen, "%s: cannot read the token file %s: %s", c->source, c->token_file, why);
+    strbuf_fixed_printf(msg, msglen, "%s: cannot read the token file %s: %s", c->source, c->token_file, why);
     return NULL;
 }
 

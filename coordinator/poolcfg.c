@@ -266,39 +266,12 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* A value for a message: quoted, with quotes, backslashes and control bytes escaped and a long value cut. */
-static void quote(const char *v, char *out, size_t outlen)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0, i = 0;
-    out[o++] = '"';
-    for (; v[i] && i < 80 && o + 8 < outlen; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    if (v[i] && o + 5 < outlen) {
-        memcpy(out + o, "\xe2\x80\xa6", 3); /* "…" */
-        o += 3;
-    }
-    out[o++] = '"';
-    out[o] = '\0';
-}
 
 /* What a JSON value is, for "(got …)": a number or string as written, else its type. */
 static void describe(const cJSON *it, char *out, size_t outlen)
 {
     if (cJSON_IsString(it) && it->valuestring) {
-        quote(it->valuestring, out, outlen);
+        cfg_quote_value(it->valuestring, out, outlen);
     } else if (cJSON_IsNumber(it)) {
         for (int prec = 15; prec <= 17; prec++) {
             snprintf(out, outlen, "%.*g", prec, it->valuedouble);
@@ -651,7 +624,7 @@ static int pool_from_flags(poolcfg_pool *p, const pool_flags *pf, char *err, siz
         if (!kinds[k->kind].valid(pf->text[i])) {
             char allowed[320], q[128];
             pk_allowed(k, allowed, sizeof allowed);
-            quote(pf->text[i], q, sizeof q);
+            cfg_quote_value(pf->text[i], q, sizeof q);
             errf(err, errlen, "--%s=%s is not allowed: must be %s", k->flag, q, allowed);
             return -1;
         }
@@ -716,7 +689,7 @@ static int check_globals(const poolcfg *c, char *err, size_t errlen)
         const char *v = *(const char *const *)((const char *)c + names[i].off);
         if (v && !kinds[names[i].kind].valid(v)) {
             char q[128];
-            quote(v, q, sizeof q);
+            cfg_quote_value(v, q, sizeof q);
             errf(err, errlen, "--%s=%s is not allowed: must be %s", names[i].flag, q, kinds[names[i].kind].allowed);
             return -1;
         }

@@ -32,21 +32,12 @@
 #include <string.h>
 
 #include "iac/json.h"
+#include "iac/strbuf.h"
 
 #define VIEW_PATH_MAX 96
 
 /* ---- errors and paths ---- */
 
-static void view_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void view_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Where a reader is in a document: every message starts with this prefix ("items[3].status."). */
 typedef struct {
@@ -72,7 +63,7 @@ static int rd_fail(const view_rd *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    view_errf(r->err, r->errlen, "%s%s", r->where, msg);
+    strbuf_fixed_printf(r->err, r->errlen, "%s%s", r->where, msg);
     return -1;
 }
 

@@ -74,6 +74,10 @@ int cfg_parse(const cfg_option *opts, size_t n, int argc, char **argv, char **en
  * default is shown as "(default set)"), then the lines for --help and --version. */
 void cfg_print_help(FILE *out, const cfg_option *opts, size_t n);
 
+/* Quotes a value for a message: "…" with quotes, backslashes and control bytes escaped and a value longer than 80
+ * bytes cut with "…". outlen ≥ 16. */
+void cfg_quote_value(const char *v, char *out, size_t outlen);
+
 /* Parses a duration as CFG_DURATION does. Returns 0 and *ms, or -1. */
 int cfg_parse_duration(const char *s, int64_t *ms);
 

@@ -33,8 +33,9 @@ void strbuf_reset(strbuf *b);
 char *strbuf_detach(strbuf *b, size_t *len);
 void strbuf_free(strbuf *b);
 
-/* Formats into a fixed buffer of n bytes, cutting what does not fit: for messages kept in structs, where a cut
- * text is fine and growing is not. Always NUL-terminates (n > 0). Returns what vsnprintf returns. */
+/* Formats into a fixed buffer of n bytes, cutting what does not fit: for messages kept in structs or error
+ * buffers, where a cut text is fine and growing is not. Always NUL-terminates; dst NULL or n 0 writes nothing.
+ * Returns what vsnprintf returns (0 when nothing is written). */
 int strbuf_fixed_printf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif
