@@ -12,6 +12,10 @@
 #include "iac/json.h"
 #include "iac/strbuf.h"
 
+/* Agents asked at once: a pool of 1,000 pods must not need 1,000 sockets (the default limit is 1,024 files),
+ * and 64 keep a cycle short (each answer takes a millisecond or two on a cluster network). */
+#define OBSERVE_AGENTS_AT_ONCE 64
+
 typedef struct observe_agent {
     observe    *o;
     int         pod;   /* index into out->pods */
@@ -30,6 +34,7 @@ struct observe {
     k8s_call           *kcall;
     observe_agent      *agents;   /* one per pod asked */
     int                 nagents;
+    int                 next_agent; /* the first not yet started (at most OBSERVE_AGENTS_AT_ONCE in flight) */
     httpc_call         *demand_call;
     int                 inflight;
 };
@@ -68,6 +73,8 @@ static void observe_fanout_done(observe *o)
         observe_finish(o);
 }
 
+static void observe_start_agents(observe *o);
+
 static void observe_on_agent(const httpc_response *res, void *arg)
 {
     observe_agent *a = arg;
@@ -87,6 +94,7 @@ static void observe_on_agent(const httpc_response *res, void *arg)
             o->res.agents_answered++;
         cJSON_Delete(doc);
     }
+    observe_start_agents(o);
     observe_fanout_done(o);
 }
 
@@ -111,7 +119,31 @@ static void observe_on_demand(const httpc_response *res, void *arg)
     observe_fanout_done(o);
 }
 
-/* Asks every Ready pod's agent for its slots, and the plane for its demand, all at once. */
+/* Starts agent requests until OBSERVE_AGENTS_AT_ONCE are in flight or none is left; each answer starts the next. */
+static void observe_start_agents(observe *o)
+{
+    int in_flight = 0;
+    for (int i = 0; i < o->next_agent; i++)
+        in_flight += o->agents[i].call != NULL;
+    while (o->next_agent < o->nagents && in_flight < OBSERVE_AGENTS_AT_ONCE) {
+        observe_agent *a = &o->agents[o->next_agent++];
+        view_pod *p = &o->out->pods[a->pod];
+        char url[160];
+        bool v6 = strchr(p->ip, ':') != NULL;
+        snprintf(url, sizeof url, "http://%s%s%s:%d/v1/status", v6 ? "[" : "", p->ip, v6 ? "]" : "",
+                 o->cfg->agent_port);
+        httpc_req req = { .method = "GET", .url = url, .mode = HTTPC_PLAIN, .timeout_ms = o->opts.agent_timeout_ms };
+        a->call = httpc_request(o->http, &req, observe_on_agent, a);
+        if (a->call) {
+            in_flight++;
+        } else {
+            strbuf_fixed_printf(p->status_error, sizeof p->status_error, "out of memory");
+            o->inflight--; /* counted in observe_fanout; never answered */
+        }
+    }
+}
+
+/* Asks every Ready pod's agent for its slots (a bounded number at once), and the plane for its demand. */
 static void observe_fanout(observe *o)
 {
     view_pool *v = o->out;
@@ -120,25 +152,15 @@ static void observe_fanout(observe *o)
     for (int i = 0; o->agents && i < v->npods; i++) {
         view_pod *p = &v->pods[i];
         if (!p->ready || p->terminating || !p->ip[0]) {
-            snprintf(p->status_error, sizeof p->status_error, "%s",
-                     p->terminating ? "terminating" : !p->ready ? "not Ready" : "no pod IP");
+            strbuf_fixed_printf(p->status_error, sizeof p->status_error, "%s",
+                                p->terminating ? "terminating" : !p->ready ? "not Ready" : "no pod IP");
             continue;
         }
-        char url[160];
-        bool v6 = strchr(p->ip, ':') != NULL;
-        snprintf(url, sizeof url, "http://%s%s%s:%d/v1/status", v6 ? "[" : "", p->ip, v6 ? "]" : "",
-                 o->cfg->agent_port);
         observe_agent *a = &o->agents[o->nagents++];
         a->o = o;
         a->pod = i;
-        httpc_req req = { .method = "GET", .url = url, .mode = HTTPC_PLAIN, .timeout_ms = o->opts.agent_timeout_ms };
         o->inflight++;
         o->res.agents_asked++;
-        a->call = httpc_request(o->http, &req, observe_on_agent, a);
-        if (!a->call) {
-            o->inflight--;
-            snprintf(p->status_error, sizeof p->status_error, "out of memory");
-        }
     }
     if (o->cfg->demand_url[0]) {
         httpc_req req = { .method = "GET", .url = o->cfg->demand_url, .mode = HTTPC_PLAIN,
@@ -150,6 +172,8 @@ static void observe_fanout(observe *o)
             strbuf_fixed_printf(v->demand_error, sizeof v->demand_error, "out of memory");
         }
     }
+    if (o->agents)
+        observe_start_agents(o);
     observe_fanout_done(o);
 }
 
