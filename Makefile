@@ -5,6 +5,7 @@
 #   make check-asan the same suites built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make run        install, build, start a local devplane and one agent, plan and apply examples/hello
 #                   (CONFIRM=1 confirms the apply automatically; KEEP=1 keeps both running)
+#   make demo-pool  a whole pool on this machine (kube-fake, devplane, coordinator): scales up for a burst, back down
 #   make deps       install the Debian packages the build needs (apt-get update first; no-op when present)
 #   make bench      benchmarks (-O2): figures printed and written to bench/README.md
 #   make install    build/iac-agent and build/iac-coordinator into $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local)
@@ -65,7 +66,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 
-.PHONY: all test check check-asan deps run clean tests bench bench-bins install check-image
+.PHONY: all test check check-asan deps run demo-pool clean tests bench bench-bins install check-image
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -85,7 +86,7 @@ $(LIBCOORD): $(call obj,$(COORD_SRC))
 	$(AR) rcs $@ $^
 
 $(BUILD)/iac-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBIAC)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(filter-out -larchive,$(LDLIBS))
 
 $(BUILD)/iac-coordinator: $(call obj,coordinator/main.c) $(LIBCOORD) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS)
@@ -146,6 +147,10 @@ deps:
 run: deps
 	$(MAKE) all
 	CONFIRM="$(CONFIRM)" KEEP="$(KEEP)" tests/run-local.sh $(BUILD)
+
+demo-pool: deps
+	$(MAKE) all
+	tests/demo-pool.sh $(BUILD)
 
 clean:
 	rm -rf build

@@ -30,7 +30,6 @@ extern char **environ;
 #include "status.h"
 
 #define HEARTBEAT_INTERVAL_MS 10000
-#define HEARTBEAT_COALESCE_MS 20      /* slot changes within this window share one heartbeat (bound: 100 ms) */
 #define CREDS_INTERVAL_MS (5 * 60 * 1000)
 #define RETRY_BASE_MS 500
 #define RETRY_CAP_MS 30000
@@ -85,14 +84,17 @@ static void agent_heartbeat(agent *a)
 
 static void on_hb_timer(uv_timer_t *t) { agent_heartbeat(t->data); }
 
-/* Every slot or state change: persist, and tell the plane within HEARTBEAT_COALESCE_MS. */
+/* Every slot or state change: persist, and tell the plane on the next loop turn. A 0 ms timer runs after the
+ * callbacks of the current turn, so the changes they make (a task ends, its slot frees, the next run_task takes
+ * it) share one heartbeat; waiting any longer only keeps a free slot unseen by the plane, which places work by
+ * the slots of the last heartbeat. */
 static void agent_state_changed(agent *a)
 {
     agent_save(a);
     if (a->resv)
         reservation_slots_changed(a->resv);
     if (!uv_is_active((uv_handle_t *)&a->hb_soon_timer))
-        uv_timer_start(&a->hb_soon_timer, on_hb_timer, HEARTBEAT_COALESCE_MS, 0);
+        uv_timer_start(&a->hb_soon_timer, on_hb_timer, 0, 0);
 }
 
 /* ---- retries ----------------------------------------------------------------------------------------------- */

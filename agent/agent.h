@@ -69,7 +69,7 @@ typedef struct agent {
     backoff        cc_backoff;
     uv_timer_t     retry_timer;     /* next registration or connection attempt */
     uv_timer_t     hb_timer;        /* every 10 s while connected */
-    uv_timer_t     hb_soon_timer;   /* coalesces slot changes into one heartbeat within 100 ms */
+    uv_timer_t     hb_soon_timer;   /* coalesces the slot changes of one loop turn into one heartbeat */
     uv_timer_t     creds_timer;     /* registry credentials every 5 minutes */
     uv_timer_t     exit_timer;      /* hard deadline for the final flush */
     uv_timer_t     drain_timer;     /* IAC_AGENT_DRAIN_TIMEOUT: then running tasks are interrupted */

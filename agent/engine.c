@@ -20,7 +20,14 @@
  * thread-pool job that had already started — has reported back.
  *
  * The thread-pool job touches only its entry's job fields (paths and the checksum in, an error text out) and
- * the file system; nothing else on either side reads or writes them while it runs. */
+ * the file system; nothing else on either side reads or writes them while it runs. It also calls libarchive
+ * through the cache's table, which the loop fills before it queues the first job and which does not change until
+ * the cache is released.
+ *
+ * libarchive is not linked: only unpacking a downloaded zip needs it, and it brings libxml2, ICU and libstdc++,
+ * whose loading and constructors cost every start about 2.6 MiB resident and 2 ms, even for an agent that never
+ * downloads an engine (IAC_ENGINE_PATH, or engines already cached). The first unpack loads it (uv_dlopen) and
+ * looks up the few functions it calls; archive.h still gives each of them its type. */
 #include "engine.h"
 
 #include <archive.h>
@@ -33,6 +40,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +65,28 @@
 #define ENGINE_PATH_MAX         1024 /* anything under it (version ≤ 64, names ≤ 32) */
 #define ENGINE_BINARY_NAME      "terraform" /* the cached file's name, tofu included (layout of ref §7.2) */
 #define ENGINE_TMP_PREFIX       ".tmp-"
+#define ENGINE_ARCHIVE_LIB      "libarchive.so.13" /* Debian's libarchive13 */
+
+/* The libarchive functions unpacking calls, each found by its name and typed by its declaration in archive.h. */
+#define ENGINE_ARCHIVE_FUNCS(X)                                                                                   \
+    X(archive_read_new) X(archive_read_support_format_zip) X(archive_read_open_filename)                          \
+    X(archive_read_next_header) X(archive_read_data) X(archive_read_free) X(archive_error_string)                 \
+    X(archive_entry_pathname) X(archive_entry_filetype) X(archive_entry_hardlink)
+
+typedef struct {
+#define X(f) __typeof__(f) *f;
+    ENGINE_ARCHIVE_FUNCS(X)
+#undef X
+} libarchive_api;
+
+static const struct {
+    const char *name;
+    size_t      off;
+} libarchive_syms[] = {
+#define X(f) { #f, offsetof(libarchive_api, f) },
+    ENGINE_ARCHIVE_FUNCS(X)
+#undef X
+};
 
 typedef struct engine_entry engine_entry;
 
@@ -118,6 +148,9 @@ struct engine_cache {
     unsigned      busy;                  /* open handles, running jobs */
     unsigned      depth;
     bool          freeing, torn_down;
+    bool          ar_loaded;             /* ar and ar_lib are set: libarchive is loaded */
+    uv_lib_t      ar_lib;
+    libarchive_api ar;
 };
 
 static void step_check(engine_entry *e);
@@ -149,6 +182,8 @@ static void cache_release(engine_cache *c)
         free(e);
     }
     entry_clear_meta(&c->latest);
+    if (c->ar_loaded)
+        uv_dlclose(&c->ar_lib);
     free(c->base_url);
     free(c->data_dir);
     free(c->engine_path);
@@ -736,7 +771,8 @@ static bool entry_name_ok(const char *name)
 }
 
 /* Writes the current entry's data to dir/name (new file, 0755, fsync'd). 0 or -1 with err. */
-static int unpack_entry(struct archive *a, const char *dir, const char *name, char *err, size_t errlen)
+static int unpack_entry(const libarchive_api *ar, struct archive *a, const char *dir, const char *name, char *err,
+                        size_t errlen)
 {
     char path[ENGINE_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -752,11 +788,11 @@ static int unpack_entry(struct archive *a, const char *dir, const char *name, ch
     int64_t total = 0;
     int rc = 0;
     for (;;) {
-        la_ssize_t n = archive_read_data(a, buf, sizeof buf);
+        la_ssize_t n = ar->archive_read_data(a, buf, sizeof buf);
         if (n == 0)
             break;
         if (n < 0) {
-            snprintf(err, errlen, "cannot unpack \"%s\": %s", name, archive_error_string(a));
+            snprintf(err, errlen, "cannot unpack \"%s\": %s", name, ar->archive_error_string(a));
             rc = -1;
             break;
         }
@@ -795,23 +831,24 @@ static int unpack_entry(struct archive *a, const char *dir, const char *name, ch
 
 /* Checks every entry of the zip and unpacks the candidate binaries (top-level `terraform` and `tofu`) into
  * dir. Nothing else is written: the binary is all we install. */
-static int unpack_zip(const char *zip, const char *dir, bool found[2], char *err, size_t errlen)
+static int unpack_zip(const libarchive_api *ar, const char *zip, const char *dir, bool found[2], char *err,
+                      size_t errlen)
 {
     static const char *const wanted[2] = { "terraform", "tofu" };
-    struct archive *a = archive_read_new();
+    struct archive *a = ar->archive_read_new();
     if (!a)
         return fail(err, errlen, "out of memory");
-    archive_read_support_format_zip(a);
+    ar->archive_read_support_format_zip(a);
     int rc = 0;
-    if (archive_read_open_filename(a, zip, 65536) != ARCHIVE_OK) {
-        snprintf(err, errlen, "the download is not a zip archive: %s", archive_error_string(a));
-        archive_read_free(a);
+    if (ar->archive_read_open_filename(a, zip, 65536) != ARCHIVE_OK) {
+        snprintf(err, errlen, "the download is not a zip archive: %s", ar->archive_error_string(a));
+        ar->archive_read_free(a);
         return -1;
     }
     struct archive_entry *ent;
     int r;
-    while ((r = archive_read_next_header(a, &ent)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-        const char *raw = archive_entry_pathname(ent);
+    while ((r = ar->archive_read_next_header(a, &ent)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+        const char *raw = ar->archive_entry_pathname(ent);
         char shown[128];
         printable(shown, sizeof shown, raw ? raw : "", 100);
         if (!raw || !entry_name_ok(raw)) {
@@ -819,10 +856,10 @@ static int unpack_zip(const char *zip, const char *dir, bool found[2], char *err
             rc = -1;
             break;
         }
-        mode_t type = archive_entry_filetype(ent);
+        mode_t type = ar->archive_entry_filetype(ent);
         if (type == AE_IFDIR)
             continue;
-        if (type != AE_IFREG || archive_entry_hardlink(ent)) {
+        if (type != AE_IFREG || ar->archive_entry_hardlink(ent)) {
             snprintf(err, errlen, "archive entry \"%s\" is not allowed: not a regular file", shown);
             rc = -1;
             break;
@@ -832,7 +869,7 @@ static int unpack_zip(const char *zip, const char *dir, bool found[2], char *err
             name += 2;
         for (int i = 0; i < 2; i++)
             if (!strcmp(name, wanted[i])) {
-                if (unpack_entry(a, dir, wanted[i], err, errlen) < 0)
+                if (unpack_entry(ar, a, dir, wanted[i], err, errlen) < 0)
                     rc = -1;
                 found[i] = true;
             }
@@ -840,10 +877,10 @@ static int unpack_zip(const char *zip, const char *dir, bool found[2], char *err
             break;
     }
     if (rc == 0 && r != ARCHIVE_EOF) {
-        snprintf(err, errlen, "cannot read the archive: %s", archive_error_string(a));
+        snprintf(err, errlen, "cannot read the archive: %s", ar->archive_error_string(a));
         rc = -1;
     }
-    archive_read_free(a);
+    ar->archive_read_free(a);
     return rc;
 }
 
@@ -877,7 +914,7 @@ static void unpack_work(uv_work_t *w)
         return;
     }
     bool found[2] = { false, false }; /* terraform, tofu */
-    if (unpack_zip(zip, e->tmp, found, err, errlen) < 0)
+    if (unpack_zip(&e->c->ar, zip, e->tmp, found, err, errlen) < 0)
         return;
     const char *name = engine_binary_name(e->download_url);
     if (!strcmp(name, "tofu") && !found[1])
@@ -933,10 +970,40 @@ static void on_unpacked(uv_work_t *w, int status)
     cache_leave(c);
 }
 
+/* Loads libarchive and its functions into the cache, once (a failure is tried again at the next unpack). 0, or -1
+ * with the reason in err. On the loop: loading touches the dynamic linker's state and takes about 2 ms, once. */
+static int libarchive_load(engine_cache *c, char *err, size_t errlen)
+{
+    if (c->ar_loaded)
+        return 0;
+    if (uv_dlopen(ENGINE_ARCHIVE_LIB, &c->ar_lib) < 0) {
+        fail(err, errlen, "cannot load %s (package libarchive13), which unpacks engine zips: %s", ENGINE_ARCHIVE_LIB,
+             uv_dlerror(&c->ar_lib));
+        uv_dlclose(&c->ar_lib); /* frees the message */
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof libarchive_syms / sizeof libarchive_syms[0]; i++) {
+        void *fn;
+        if (uv_dlsym(&c->ar_lib, libarchive_syms[i].name, &fn) < 0) {
+            fail(err, errlen, "cannot use %s: %s", ENGINE_ARCHIVE_LIB, uv_dlerror(&c->ar_lib));
+            uv_dlclose(&c->ar_lib);
+            return -1;
+        }
+        memcpy((char *)&c->ar + libarchive_syms[i].off, &fn, sizeof fn); /* POSIX: a data pointer holds a function */
+    }
+    c->ar_loaded = true;
+    return 0;
+}
+
 static void step_unpack(engine_entry *e)
 {
     engine_cache *c = e->c;
+    char err[512];
     e->state = ENTRY_UNPACK;
+    if (libarchive_load(c, err, sizeof err) < 0) {
+        entry_fail(e, "cannot unpack terraform %s: %s", e->version, err);
+        return;
+    }
     e->work.data = e;
     e->job_err[0] = '\0';
     int rc = uv_queue_work(c->loop, &e->work, unpack_work, on_unpacked);

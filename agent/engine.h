@@ -13,7 +13,8 @@
  *      and directories only), pick `tofu` when the lower-cased URL contains "opentofu", "tofu_" or "/tofu/", else
  *      `terraform` (and `terraform` when the wanted name is absent), install it as {data_dir}/engines/{version}/
  *      terraform (0755, fsync, atomic rename), run `version` again. Hashing and unpacking run on libuv's thread
- *      pool; `version` is a libuv child process (30 s limit).
+ *      pool; `version` is a libuv child process (30 s limit). libarchive (libarchive.so.13) is loaded at the first
+ *      unpack, not linked: when it cannot be loaded, that ensure fails with an error naming it.
  *
  * Deliberate differences from upstream (ref §8 entry 25): upstream calls E18/E19 on every binary check, four or
  * more times per plan. Here a version verified once is remembered for the life of the process: later ensures of

@@ -3,7 +3,12 @@
  * The writer is a plain buffered file: blocking write(2) of at most 64 KiB at a time to a local disk, the same cost
  * the upstream agent pays, and far cheaper than a thread. The reader works in two fixed buffers: raw file bytes
  * (refilled with pread so that a rewind is just a position) and the few bytes of one escape sequence that did not
- * fit the caller's buffer. */
+ * fit the caller's buffer.
+ *
+ * The per-line cost matters: terraform can print hundreds of thousands of lines a second, and when it does nearly
+ * every live frame is refused by the sink (its queue is bounded). So a frame costs as little as possible before
+ * the sink decides: its line is not copied (it points into the spill buffer, where the line already is), and its
+ * RFC 3339 timestamp is formatted at most once per millisecond (once per second for the date and time part). */
 #include "tasklog.h"
 
 #include <ctype.h>
@@ -33,7 +38,10 @@ struct tasklog {
     char          stage[TASKLOG_STAGE_MAX]; /* the current stage */
     size_t        len;                      /* bytes in buf */
     char          buf[TASKLOG_BUF];
-    char          frame[TASKLOG_FRAME_LINE_MAX + 1]; /* NUL-terminated copy of a line for its frame */
+    bool          ts_set;                   /* ts holds the text of ts_ms */
+    int64_t       ts_ms;
+    char          ts[32];                   /* the last frame's timestamp, "2006-01-02T15:04:05.000Z" */
+    char          frame[TASKLOG_FRAME_LINE_MAX + 1]; /* a stage marker, or the frame of a line too long to buffer */
     char          agent[TASKLOG_AGENT_MAX];          /* an agent line being formatted */
     char          redacted[TASKLOG_AGENT_MAX];
 };
@@ -58,13 +66,27 @@ static void tasklog_tm(int64_t ms, bool local, struct tm *tm)
         gmtime_r(&s, tm);
 }
 
-/* "2006-01-02T15:04:05.000Z" */
-static void tasklog_rfc3339(int64_t ms, char *out, size_t len)
+/* "2006-01-02T15:04:05.000Z" for ms, from the last one when it can: the same millisecond is the same text, and
+ * within the same second only the three digits of the milliseconds change. */
+static const char *tasklog_rfc3339(tasklog *t, int64_t ms)
 {
-    struct tm tm;
-    tasklog_tm(ms, false, &tm);
-    size_t n = strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, len - n, ".%03dZ", (int)(ms % 1000));
+    if (t->ts_set && ms == t->ts_ms)
+        return t->ts;
+    int frac = (int)(ms % 1000);
+    if (t->ts_set && ms >= 0 && t->ts_ms >= 0 && ms / 1000 == t->ts_ms / 1000) {
+        char *d = t->ts + strlen(t->ts) - 4; /* "mmmZ" */
+        d[0] = (char)('0' + frac / 100);
+        d[1] = (char)('0' + frac / 10 % 10);
+        d[2] = (char)('0' + frac % 10);
+    } else {
+        struct tm tm;
+        tasklog_tm(ms, false, &tm);
+        size_t n = strftime(t->ts, sizeof t->ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(t->ts + n, sizeof t->ts - n, ".%03dZ", frac);
+    }
+    t->ts_ms = ms;
+    t->ts_set = true;
+    return t->ts;
 }
 
 /* ---- spill file ----------------------------------------------------------------------------------------------- */
@@ -113,41 +135,38 @@ int tasklog_flush(tasklog *t)
     return t->st.write_errors == before ? 0 : t->st.first_error;
 }
 
-/* Appends text and a newline to the spill. A line larger than the buffer goes straight to the file. */
-static void tasklog_spill(tasklog *t, const char *text, size_t len)
+/* Appends text and a newline to the spill. Returns where the line now is in the buffer, or NULL when it was larger
+ * than the buffer and went straight to the file. */
+static char *tasklog_spill(tasklog *t, const char *text, size_t len)
 {
     if (len + 1 > sizeof t->buf - t->len)
         tasklog_flush(t);
     if (len + 1 > sizeof t->buf) {
         struct iovec iov[2] = { { (void *)text, len }, { "\n", 1 } };
         tasklog_writev(t, iov, 2);
-        return;
+        return NULL;
     }
-    memcpy(t->buf + t->len, text, len);
-    t->buf[t->len + len] = '\n';
+    char *at = t->buf + t->len;
+    memcpy(at, text, len);
+    at[len] = '\n';
     t->len += len + 1;
+    return at;
 }
 
 /* ---- frames --------------------------------------------------------------------------------------------------- */
 
-static void tasklog_frame(tasklog *t, const char *type, const char *line, size_t len, const char *stage,
-                          const char *status, int64_t now)
+/* A buffered line is never longer than a frame may carry, so its frame can point at it without cutting it. */
+_Static_assert(TASKLOG_BUF - 1 <= TASKLOG_FRAME_LINE_MAX, "a buffered line must fit a frame");
+
+/* Offers one frame whose line is the C string `line` (at most TASKLOG_FRAME_LINE_MAX bytes). */
+static void tasklog_frame(tasklog *t, const char *type, const char *line, const char *stage, const char *status,
+                          int64_t now)
 {
-    if (!t->o.send)
-        return;
-    if (len > TASKLOG_FRAME_LINE_MAX)
-        len = TASKLOG_FRAME_LINE_MAX;
-    if (line != t->frame) {
-        memcpy(t->frame, line, len);
-        t->frame[len] = '\0';
-    }
-    char ts[40];
-    tasklog_rfc3339(now, ts, sizeof ts);
     proto_log_stream m = {
         .task_id = t->o.task_id,
         .type = STR(type),
-        .line = t->frame,
-        .timestamp = ts,
+        .line = STR(line),
+        .timestamp = STR(tasklog_rfc3339(t, now)),
         .line_num = (int64_t)t->st.lines,
         .stage = STR(stage ? stage : ""),
         .status = STR(status),
@@ -158,14 +177,30 @@ static void tasklog_frame(tasklog *t, const char *type, const char *line, size_t
         t->st.frames_dropped++;
 }
 
-/* One line to the spill and to the live stream. */
+/* One line to the spill and to the live stream. The frame's line is the spilled copy itself: its newline becomes
+ * the string's NUL for the length of the send (the sink must not write to this tasklog meanwhile). Only a line too
+ * long to buffer is copied, cut to TASKLOG_FRAME_LINE_MAX. */
 static void tasklog_put(tasklog *t, const char *type, const char *text, size_t len, const char *stage,
                         const char *status, int64_t now)
 {
-    tasklog_spill(t, text, len);
+    char *at = tasklog_spill(t, text, len);
     t->st.lines++;
-    tasklog_frame(t, type, text, len, stage, status, now);
+    if (!t->o.send)
+        return;
+    if (at) {
+        at[len] = '\0';
+        tasklog_frame(t, type, at, stage, status, now);
+        at[len] = '\n';
+        return;
+    }
+    size_t n = len < TASKLOG_FRAME_LINE_MAX ? len : TASKLOG_FRAME_LINE_MAX;
+    memmove(t->frame, text, n); /* text may be t->frame itself */
+    t->frame[n] = '\0';
+    tasklog_frame(t, type, t->frame, stage, status, now);
 }
+
+/* The clock is read for frames only: spilled output lines carry no time. */
+static int64_t tasklog_frame_now(const tasklog *t) { return t->o.send ? tasklog_now(t) : 0; }
 
 /* ---- public writer -------------------------------------------------------------------------------------------- */
 
@@ -204,7 +239,7 @@ int tasklog_open(const char *path, const tasklog_opts *opts, tasklog **out)
 
 void tasklog_line(tasklog *t, const char *stage, const char *text, size_t len)
 {
-    tasklog_put(t, "output", text, len, stage ? stage : t->stage, "", tasklog_now(t));
+    tasklog_put(t, "output", text, len, stage ? stage : t->stage, "", tasklog_frame_now(t));
 }
 
 void tasklog_stage(tasklog *t, const char *stage, bool begin)
@@ -262,7 +297,8 @@ void tasklog_agent_linef(tasklog *t, log_level level, const char *fmt, ...)
 
 void tasklog_completed(tasklog *t)
 {
-    tasklog_frame(t, "completed", "", 0, t->stage, "", tasklog_now(t));
+    if (t->o.send)
+        tasklog_frame(t, "completed", "", t->stage, "", tasklog_now(t));
 }
 
 uint64_t tasklog_dropped(const tasklog *t) { return t->st.frames_dropped; }

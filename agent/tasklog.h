@@ -40,7 +40,8 @@
 
 typedef struct tasklog tasklog;
 
-/* Offered one frame, valid during the call only. Returns 0 when it took it (e.g. cc_send() == 0), else non-zero. */
+/* Offered one frame, valid during the call only (its line points into the tasklog's own buffer: the sink must not
+ * write to the same tasklog meanwhile). Returns 0 when it took it (e.g. cc_send() == 0), else non-zero. */
 typedef int (*tasklog_send_fn)(const proto_log_stream *m, void *arg);
 /* Unix time in milliseconds. */
 typedef int64_t (*tasklog_clock_fn)(void *arg);
