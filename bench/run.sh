@@ -162,8 +162,8 @@ unmeasured() {
 # group_of: for each library the agent maps, the part of the agent it belongs to. A library needed by the core
 # (libc, libuv, libwebsockets with its libssl/libcrypto, cJSON) counts there; one only libcurl or only libarchive
 # needs counts as theirs (what dropping it would save); one both need is counted apart.
-GROUPS=$TMP/groups
-: > "$GROUPS"
+LIB_GROUPS=$TMP/groups
+: > "$LIB_GROUPS"
 closure() { ldd "$1" 2> /dev/null | awk '/=>/ { print $3 } /^\t\// { print $1 }' | xargs -r readlink -f; }
 lib_path() { ldd "$BUILD/iac-agent" | awk -v n="$1" '$1 == n { print $3 }' | xargs -r readlink -f; }
 if [ -x "$BUILD/iac-agent" ]; then
@@ -182,7 +182,7 @@ if [ -x "$BUILD/iac-agent" ]; then
         elif grep -qxF "$p" <<< "$CURLSET"; then g="libcurl and what only it needs"
         elif grep -qxF "$p" <<< "$ARCHSET"; then g="libarchive and what only it needs"
         else g="other libraries"; fi
-        printf '%s\t%s\n' "$p" "$g" >> "$GROUPS"
+        printf '%s\t%s\n' "$p" "$g" >> "$LIB_GROUPS"
     done
 fi
 
@@ -204,7 +204,7 @@ maps_table() {
         }
         END {
             for (k in rss) printf "%d\t%s\t%d\t%d\t%d\n", rss[k], k, anon[k], pss[k], n[k]
-        }' "$GROUPS" "$RES" | sort -rn | awk -F'\t' '{ printf "| %s | %.2f | %.2f | %.2f | %d |\n", $2, $1 / 1024, $3 / 1024, $4 / 1024, $5 }'
+        }' "$LIB_GROUPS" "$RES" | sort -rn | awk -F'\t' '{ printf "| %s | %.2f | %.2f | %.2f | %d |\n", $2, $1 / 1024, $3 / 1024, $4 / 1024, $5 }'
 }
 top_maps() {
     awk -v mode="$1" '$1 == "M" && $2 == mode { p = $0; sub(/^M [^ ]+ [^ ]+ [^ ]+ [^ ]+ /, "", p); n = split(p, s, "/"); printf "%d\t%d\t%d\t%s\n", $3, $5, $4, s[n] }' "$RES" |
@@ -530,7 +530,7 @@ CPU per task is the difference of \`/proc/PID/stat\` over the run: utime+stime o
 long a freed slot waits for its next task come from the agent's log (millisecond stamps). Three of the four slots
 take plans (slot 0 is kept for plan_and_apply), so at most three tasks run at once: tasks/s ≈ 3 ÷ (task time + idle
 slot time) = $(awk -v t="$(med tput.task_ms)" -v i="$(med tput.slot_idle_ms)" 'BEGIN { if (t != "" && t + i > 0) printf "%.0f", 3000 / (t + i); else printf "–" }') here. A freed slot waits because the devplane places work by the slots of the last
-heartbeat, and the agent sends the heartbeat that shows the free slot only after its 20 ms coalescing window.
+heartbeat, and the agent sends the heartbeat that shows the free slot on the next loop turn; the rest is the devplane's round trip.
 Tasks the agent rejected (the devplane had overfilled it between heartbeats) went back to the queue:
 $(f 1 0 "$(med tput.rejections)") per run (median). CPU is not the limit: the agent, its engines and the devplane together use
 $(awk -v a="$(med tput.agent_cpu_ms_per_task)" -v e="$(med tput.engine_cpu_ms_per_task)" -v d="$(med tput.devplane_cpu_ms_per_task)" -v r="$(med tput.tasks_per_s)" 'BEGIN { if (r != "") printf "%.0f", (a + e + d) * r / 10; else printf "–" }') % of one core per second of run time (of $(nproc) cores).
