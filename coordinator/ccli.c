@@ -63,7 +63,7 @@ static int read_slots(const cJSON *slots, strbuf *out)
 static int read_pod(const cJSON *p, int64_t now_s, pod_row *r)
 {
     char err[128];
-    const char *agent_state = NULL;
+    const char *agent_state = NULL, *phase = NULL;
     const cJSON *slots = NULL;
     bool terminating = false, connected = false;
     int64_t created = 0, age = -1, cost = 0;
@@ -72,6 +72,7 @@ static int read_pod(const cJSON *p, int64_t now_s, pod_row *r)
     if (json_get_string(p, "name", true, &r->name, err, sizeof err) < 0 ||
         json_get_string(p, "ip", false, &r->ip, err, sizeof err) < 0 ||
         json_get_bool(p, "ready", true, &r->ready, err, sizeof err) < 0 ||
+        json_get_string(p, "phase", false, &phase, err, sizeof err) < 0 ||
         json_get_bool(p, "terminating", false, &terminating, err, sizeof err) < 0 ||
         json_get_i64(p, "created", false, &created, err, sizeof err) < 0 ||
         json_get_i64(p, "age", false, &age, err, sizeof err) < 0 ||
@@ -87,8 +88,11 @@ static int read_pod(const cJSON *p, int64_t now_s, pod_row *r)
         snprintf(r->cost, sizeof r->cost, "%lld", (long long)cost);
     else
         snprintf(r->cost, sizeof r->cost, "-");
+    bool ended = phase && (strcmp(phase, "Failed") == 0 || strcmp(phase, "Succeeded") == 0);
     if (terminating)
         r->state = "terminating";
+    else if (ended)
+        r->state = strcmp(phase, "Failed") == 0 ? "failed" : "succeeded"; /* its process ended: not coming */
     else if (!agent_state)
         r->state = r->ready ? "unknown" : "starting"; /* the agent did not answer: SLOTS says why */
     else if (!connected && strcmp(agent_state, "ready") == 0)

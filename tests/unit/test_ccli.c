@@ -154,7 +154,8 @@ static void status_names_the_leader_from_a_follower(void **state)
     }
 }
 
-/* A pod that is terminating, or whose agent is up but not connected to the plane, says so in STATE. */
+/* A pod that is terminating, whose agent is up but not connected to the plane, or whose process ended (phase
+ * Failed), says so in STATE — a failed pod is not "starting". */
 static void status_marks_terminating_and_disconnected_pods(void **state)
 {
     (void)state;
@@ -164,12 +165,15 @@ static void status_marks_terminating_and_disconnected_pods(void **state)
         "{\"name\":\"x\",\"ip\":\"10.0.0.9\",\"ready\":true,\"terminating\":true,\"age\":30,\"agent_state\":"
         "\"draining\",\"connected\":true,\"slots\":[]},"
         "{\"name\":\"y\",\"ip\":\"10.0.0.8\",\"ready\":true,\"age\":400000,\"agent_state\":\"ready\","
-        "\"connected\":false,\"slots\":[{\"slot_id\":0,\"status\":\"idle\"}]}]}]}";
+        "\"connected\":false,\"slots\":[{\"slot_id\":0,\"status\":\"idle\"}]},"
+        "{\"name\":\"z\",\"ip\":\"10.0.0.7\",\"phase\":\"Failed\",\"ready\":false,\"age\":60,\"agent_state\":null,"
+        "\"connected\":false,\"slots\":[]}]}]}";
     capture c;
     cap_open(&c);
     assert_int_equal(ccli_format_status(json, strlen(json), NOW_MS, c.f), 0);
     const char *got = cap_text(&c);
     assert_non_null(strstr(got, "  x     10.0.0.9  yes    30s     -       terminating   -\n"));
+    assert_non_null(strstr(got, "  z     10.0.0.7  no     60s     -       failed"));
     assert_non_null(strstr(got, "  y     10.0.0.8  yes    4d      -       disconnected  0:idle\n"));
     cap_close(&c);
 }
