@@ -10,6 +10,7 @@
  * Exit status: 0 after a clean shutdown, 1 when it cannot start (the API address), 2 on bad configuration
  * (flags, the pools file, no Kubernetes access). */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,9 +211,21 @@ static int coord_run(coord *c)
     return 0;
 }
 
+/* A pool of a thousand pods means a thousand agents and pods to talk to; requests are bounded, but the soft limit
+ * of open files (often 1,024) is raised to the hard limit so that bursts and the API's clients never hit it. */
+static void coord_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    coord_raise_nofile();
     if (argc > 1 && ccli_is_command(argv[1]))
         return ccli_main(argc - 1, argv + 1);
 

@@ -32,6 +32,9 @@
 #define POOL_COST_APPLYING 100000        /* slot 0 runs */
 #define POOL_COST_PLAN     10000         /* per plan slot running */
 #define POOL_TOKEN_MAX     4096
+/* Deletion-cost patches started in one cycle: a coordinator new to a pool of 1,000 pods must not open 1,000
+ * connections at once (the default limit is 1,024 files); the rest follow in the next cycles. */
+#define POOL_COST_PATCHES_PER_CYCLE 64
 
 typedef enum { STAGE_IDLE, STAGE_READ, STAGE_ACT, STAGE_REMOVE } pool_stage;
 
@@ -486,17 +489,20 @@ static void pool_patch_cost(pool *p, const char *pod, const char *value)
 }
 
 /* Deletion costs track the work on each pod, so that whatever removes pods (us, a person, a rollout) takes the
- * idle ones first. Only pods whose agent answered: without its slots we do not know the work. */
+ * idle ones first. Only pods whose agent answered: without its slots we do not know the work. At most
+ * POOL_COST_PATCHES_PER_CYCLE per cycle. */
 static void pool_track_costs(pool *p)
 {
     const view_pool *v = &p->st.view;
-    for (int i = 0; i < v->npods; i++) {
+    int written = 0;
+    for (int i = 0; i < v->npods && written < POOL_COST_PATCHES_PER_CYCLE; i++) {
         const view_pod *pod = &v->pods[i];
         if (!pod->has_status || pod->terminating || pod->draining)
             continue;
         int64_t want = pool_cost_of(pod);
         if (pod->has_cost && pod->deletion_cost == want)
             continue;
+        written++;
         char value[32];
         snprintf(value, sizeof value, "%" PRId64, want);
         pool_patch_cost(p, pod->name, value);
