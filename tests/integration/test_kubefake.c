@@ -735,6 +735,39 @@ static void bad_input_gets_status_errors_and_the_server_keeps_serving(void **sta
     harness_done(h);
 }
 
+/* --no-kubelet (the coordinator benchmark's 1,000 pods): a seeded pod keeps the status it was given and runs no
+ * process, and a Deployment's replicas are not turned into pods. */
+static void no_kubelet_keeps_seeded_pods_and_runs_nothing(void **state)
+{
+    harness *h = *state;
+    static const char seed[] =
+        "{\"items\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"app\","
+        "\"namespace\":\"" NS "\"},\"spec\":{\"replicas\":3,\"selector\":{\"matchLabels\":{\"app\":\"app\"}},"
+        "\"template\":{\"metadata\":{\"labels\":{\"app\":\"app\"}},\"spec\":{\"containers\":[{\"name\":\"app\","
+        "\"image\":\"app\"}]}}}},"
+        "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"app-1\",\"namespace\":\"" NS "\","
+        "\"labels\":{\"app\":\"app\"}},\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"app\"}]},"
+        "\"status\":{\"phase\":\"Running\",\"podIP\":\"127.0.3.3\",\"conditions\":[{\"type\":\"Ready\","
+        "\"status\":\"True\"}]}}]}";
+    kubefake kf;
+    const char *extra[] = { "--no-kubelet", NULL };
+    kf_start(h, &kf, seed, NULL, extra);
+    usleep(500 * 1000); /* several controller passes */
+    cJSON *list = kf_must(&kf, "GET", "/api/v1/namespaces/" NS "/pods?labelSelector=app%3Dapp", NULL, NULL, 200);
+    assert_int_equal(cJSON_GetArraySize(jget(list, "items")), 1);
+    const cJSON *pod = cJSON_GetArrayItem(jget(list, "items"), 0);
+    harness_assert_str(harness_json_str(jget(pod, "status"), "podIP"), "127.0.3.3");
+    harness_assert_str(harness_json_str(jget(pod, "status"), "phase"), "Running");
+    assert_true(pod_ready(pod));
+    cJSON_Delete(list);
+    cJSON *admin = admin_pods(&kf);
+    const cJSON *row = admin_row(admin, "pods", "app-1");
+    assert_non_null(row);
+    assert_int_equal((int)harness_json_num(row, "pid", -1), 0);
+    cJSON_Delete(admin);
+    harness_done(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -746,6 +779,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(lease_updates_need_the_current_resource_version, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(events_are_created_and_listed, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(no_kubelet_keeps_seeded_pods_and_runs_nothing, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(bad_input_gets_status_errors_and_the_server_keeps_serving, harness_setup,
                                         harness_teardown),
     };

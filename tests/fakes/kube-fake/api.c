@@ -31,6 +31,7 @@ struct api {
     rbac    *rb;
     char    *token;
     char    *user;
+    bool     no_kubelet;
     char     server[128];
 };
 
@@ -310,6 +311,8 @@ static void obj_list(kreq *q)
 /* What happens after a create, per resource. */
 static void created_pod(kreq *q, kobj *o)
 {
+    if (q->a->no_kubelet) /* the pod is only an object: nothing runs it */
+        return;
     if (kubelet_run(q->a->k, o) < 0)
         log_warn("api", "pod %s/%s: out of memory: it will not run", o->ns, o->name);
 }
@@ -345,8 +348,11 @@ static kobj *create(kreq *q, cJSON *doc)
     if (kinds_has_generation(q->r->id))
         cJSON_AddNumberToObject(m, "generation", 1);
     if (kinds_status_is_subresource(q->r->id)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(doc, "status");
-        if (q->r->id == RES_PODS)
+        /* Without a kubelet nothing would ever write a pod's status: the one it was created with stands. */
+        bool keep = q->r->id == RES_PODS && q->a->no_kubelet && cJSON_IsObject(get(doc, "status"));
+        if (!keep)
+            cJSON_DeleteItemFromObjectCaseSensitive(doc, "status");
+        if (q->r->id == RES_PODS && !keep)
             cJSON_AddStringToObject(cJSON_AddObjectToObject(doc, "status"), "phase", "Pending");
     }
     char name[STORE_NAME_MAX];
@@ -1081,6 +1087,7 @@ api *api_new(store *st, kubelet *k, rbac *rb, const api_opts *opts)
     a->st = st;
     a->k = k;
     a->rb = rb;
+    a->no_kubelet = opts->no_kubelet;
     a->token = opts->token && *opts->token ? strdup(opts->token) : NULL;
     a->user = strdup(opts->user ? opts->user : "system:serviceaccount:default:default");
     snprintf(a->server, sizeof a->server, "127.0.0.1:6443");

@@ -9,6 +9,8 @@
 #ifndef KUBEFAKE_API_H
 #define KUBEFAKE_API_H
 
+#include <stdbool.h>
+
 #include "iac/https.h"
 #include "kubelet.h"
 #include "rbac.h"
@@ -17,8 +19,9 @@
 typedef struct api api;
 
 typedef struct {
-    const char *token; /* NULL or "": no authentication */
-    const char *user;  /* the user named in Forbidden messages */
+    const char *token;      /* NULL or "": no authentication */
+    const char *user;       /* the user named in Forbidden messages */
+    bool        no_kubelet; /* --no-kubelet: pods are not run; a created Pod keeps the status it was given */
 } api_opts;
 
 api *api_new(store *st, kubelet *k, rbac *rb, const api_opts *opts);

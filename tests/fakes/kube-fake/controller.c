@@ -392,6 +392,10 @@ static void reconcile_one(controller *c, kobj *d, uint64_t now, uint64_t *wake)
 {
     char hash[11];
     controller_template_hash(d->doc, hash);
+    if (!c->k) { /* --no-kubelet: replicas are not turned into pods */
+        update_status(c, d, hash);
+        return;
+    }
     kobj **active, **finished;
     size_t nactive, nfinished;
     if (owned(c, d, &active, &nactive, &finished, &nfinished) < 0)
@@ -470,7 +474,8 @@ static void pass(uv_timer_t *t)
     backoff_prune(c);
     for (kobj *d = store_first(c->st, RES_DEPLOYMENTS); d; d = d->next)
         reconcile_one(c, d, now, &wake);
-    collect_orphans(c);
+    if (c->k)
+        collect_orphans(c);
     c->running = false;
     if (wake != UINT64_MAX)
         uv_timer_start(&c->timer, pass, wake - now, 0);

@@ -28,6 +28,8 @@
 
 typedef struct controller controller;
 
+/* k NULL (kube-fake --no-kubelet): no pod is made or removed; each Deployment's status is still written (it owns
+ * no pods, so it counts none). */
 controller *controller_new(uv_loop_t *loop, store *st, kubelet *k);
 /* Schedules a pass on the next loop turn (no-op while a pass runs: it sees the change itself). */
 void controller_kick(controller *c);

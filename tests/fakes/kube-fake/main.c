@@ -3,8 +3,11 @@
  * Wires the flags, the logger, the object store, the deny list, the kubelet (pods as real processes), the
  * controller (Deployments → pods) and the API (api.c, admin.c on common/https) onto one libuv loop; seeds objects
  * from --seed; writes the ready file; on SIGTERM or SIGINT stops every pod process (SIGTERM, SIGKILL after
- * --stop-grace, 3 s by default) and exits 0. Exit status 1: the port cannot be bound, the work directory created or the ready file written;
- * 2: a bad flag or seed file, with one line naming it.
+ * --stop-grace, 3 s by default) and exits 0. Exit status 1: the port cannot be bound, the work directory created or
+ * the ready file written; 2: a bad flag or seed file, with one line naming it.
+ *
+ * With --no-kubelet pods are only objects: none runs, a created Pod keeps the status it was given and Deployments'
+ * replicas do not become pods — a pool of any size whose agents something else serves (bench/coordcycle.sh).
  *
  * It is also its own exec trampoline: `kube-fake --pod-exec <pid> <exe> <argv…>` sets PR_SET_PDEATHSIG and execs
  * the container's command, so pods die with the kube-fake that started them (kubelet.h). */
@@ -54,6 +57,7 @@ typedef struct {
     const char *deny_help; /* never set: --deny is taken out of argv before parsing (it repeats) */
     int64_t     readiness_ms;
     int64_t     stop_grace_ms;
+    bool        no_kubelet;
     const char *user;
     int         log_level;
     int         log_format;
@@ -100,7 +104,7 @@ static int pod_exec(int argc, char **argv)
 
 /* ---- configuration ---- */
 
-#define KF_NOPTIONS 14
+#define KF_NOPTIONS 15
 
 static size_t option_table(kf_config *c, cfg_option *t)
 {
@@ -128,6 +132,9 @@ static size_t option_table(kf_config *c, cfg_option *t)
           "readiness interval", "how often pods' readiness probes run", false, false },
         { NULL, "stop-grace", CFG_DURATION, &c->stop_grace_ms, NULL, "3s", 100, 600000, NULL, "stop grace",
           "at shutdown, time between SIGTERM and SIGKILL to pod processes", false, false },
+        { NULL, "no-kubelet", CFG_BOOL, &c->no_kubelet, NULL, "false", 0, 0, NULL, "no kubelet",
+          "run no pods: a created Pod keeps the status it was given; Deployments' replicas do not become pods",
+          false, false },
         { NULL, "user", CFG_STRING, &c->user, NULL, DEFAULT_USER, 1, 0, NULL, "user",
           "the user named in Forbidden answers", false, false },
         { NULL, "log-level", CFG_ENUM, &c->log_level, NULL, "info", 0, 0, "debug|info|warn|error", "log level",
@@ -402,11 +409,11 @@ static int run(kubefake *k)
         .host_path = path && *path ? path : "/usr/local/bin:/usr/bin:/bin",
         .inherit = k->inherit,
     };
-    const api_opts aopts = { k->cfg.token, k->cfg.user };
+    const api_opts aopts = { k->cfg.token, k->cfg.user, k->cfg.no_kubelet };
     k->st = store_new();
     k->rb = rbac_new();
     k->kl = k->st ? kubelet_new(&k->loop, k->st, &kopts) : NULL;
-    k->ctl = k->kl ? controller_new(&k->loop, k->st, k->kl) : NULL;
+    k->ctl = k->kl ? controller_new(&k->loop, k->st, k->cfg.no_kubelet ? NULL : k->kl) : NULL;
     k->api = k->rb ? api_new(k->st, k->kl, k->rb, &aopts) : NULL;
     if (!k->st || !k->rb || !k->kl || !k->ctl || !k->api) {
         fprintf(stderr, PROG ": out of memory\n");
@@ -448,8 +455,13 @@ static int run(kubefake *k)
     }
     printf(PROG ": ready http://%s\n", server);
     fflush(stdout);
-    log_info("kube-fake", "API on http://%s%s; pods in %s, addresses from 127.0.0.%d; %zu deny rule(s)", server,
-             k->cfg.token && *k->cfg.token ? " (bearer token required)" : "", k->work_dir, k->ip_first, k->ndeny);
+    if (k->cfg.no_kubelet)
+        log_info("kube-fake", "API on http://%s%s; no kubelet: pods are not run; %zu deny rule(s)", server,
+                 k->cfg.token && *k->cfg.token ? " (bearer token required)" : "", k->ndeny);
+    else
+        log_info("kube-fake", "API on http://%s%s; pods in %s, addresses from 127.0.0.%d; %zu deny rule(s)", server,
+                 k->cfg.token && *k->cfg.token ? " (bearer token required)" : "", k->work_dir, k->ip_first,
+                 k->ndeny);
     uv_run(&k->loop, UV_RUN_DEFAULT);
     return 0;
 }
