@@ -10,7 +10,8 @@
 #   --log-bytes N (1073741824)  --log-repeats N (3)                      row 4: engine output, repeats
 #   --tput-tasks N (1000)  --tput-workspaces N (10)  --tput-repeats N (3) row 6
 #   --floor-runs N (5)                                                   library floors (bench/floor.c)
-#   --rows "1 2 3 4 6"                                                   which rows to run
+#   --coord-repeats N (20)                                               row 5: coordinator cycles measured
+#   --rows "1 2 3 4 5 6"                                                 which rows to run
 #   --out FILE            where the report goes (default bench/README.md; with QUICK=1, BUILD_DIR/bench/README.quick.md)
 #
 # Every figure is the median of its samples with min and max beside it; baselines run in the same invocation.
@@ -24,10 +25,10 @@ BUILD=$1; shift
     [ -x "$BUILD/bench/iacbench" ] || { echo "run.sh: $BUILD lacks the binaries (run make bench)" >&2; exit 1; }
 
 IDLE_SECS=60 IDLE_AGENTS=3 IDLE_HTTPS=3 STARTS=20 DISPATCH=200 LOG_BYTES=1073741824 LOG_REPEATS=3
-TPUT_TASKS=1000 TPUT_WS=10 TPUT_REPEATS=3 FLOOR_RUNS=5 ROWS="1 2 3 4 6" OUT=bench/README.md
+TPUT_TASKS=1000 TPUT_WS=10 TPUT_REPEATS=3 FLOOR_RUNS=5 COORD_REPEATS=20 ROWS="1 2 3 4 5 6" OUT=bench/README.md
 if [ "${QUICK:-0}" = 1 ]; then
     IDLE_SECS=10 IDLE_AGENTS=1 IDLE_HTTPS=1 STARTS=5 DISPATCH=20 LOG_BYTES=67108864 LOG_REPEATS=1
-    TPUT_TASKS=100 TPUT_REPEATS=1 FLOOR_RUNS=2 OUT=$BUILD/bench/README.quick.md
+    TPUT_TASKS=100 TPUT_REPEATS=1 FLOOR_RUNS=2 COORD_REPEATS=5 OUT=$BUILD/bench/README.quick.md
 fi
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
@@ -36,6 +37,7 @@ while [ $# -gt 0 ]; do
         --starts) STARTS=$2 ;; --dispatch-tasks) DISPATCH=$2 ;; --log-bytes) LOG_BYTES=$2 ;;
         --log-repeats) LOG_REPEATS=$2 ;; --tput-tasks) TPUT_TASKS=$2 ;; --tput-workspaces) TPUT_WS=$2 ;;
         --tput-repeats) TPUT_REPEATS=$2 ;; --floor-runs) FLOOR_RUNS=$2 ;; --rows) ROWS=$2 ;; --out) OUT=$2 ;;
+        --coord-repeats) COORD_REPEATS=$2 ;;
         *) usage ;;
     esac
     shift 2
@@ -98,6 +100,9 @@ if has_row 4; then
     run 4 "$BUILD/bench/iacbench logpath --build $BUILD --tmp \$TMP --bytes $LOG_BYTES --repeats $LOG_REPEATS" \
         "$IB" logpath --build "$BUILD" --tmp "$TMP" --bytes "$LOG_BYTES" --repeats "$LOG_REPEATS"
 fi
+if has_row 5; then
+    run 5 "bench/coordcycle.sh $BUILD $COORD_REPEATS" bench/coordcycle.sh "$BUILD" "$COORD_REPEATS"
+fi
 if has_row 6; then
     run 6 "$BUILD/bench/iacbench tput --build $BUILD --tmp \$TMP --tasks $TPUT_TASKS --workspaces $TPUT_WS --repeats $TPUT_REPEATS" \
         "$IB" tput --build "$BUILD" --tmp "$TMP" --tasks "$TPUT_TASKS" --workspaces "$TPUT_WS" --repeats "$TPUT_REPEATS"
@@ -153,8 +158,8 @@ verdict() {
 ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else printf "–" }' || printf '–'; }
 unmeasured() {
     local out="" r
-    for r in 1 floor heap 2 3 4 6; do [ -z "${STATUS[$r]:-}" ] || out="$out row $r ${STATUS[$r]};"; done
-    echo "${out:- none (row 5 is not part of this harness yet).}"
+    for r in 1 floor heap 2 3 4 5 6; do [ -z "${STATUS[$r]:-}" ] || out="$out row $r ${STATUS[$r]};"; done
+    echo "${out:- none.}"
 }
 
 # ---- the footprint breakdown: which library pulls in which mapping --------------------------------------------------
@@ -278,6 +283,7 @@ floor_time() { # floor_time STEP...: summed median ms
 # ---- the report -------------------------------------------------------------------------------------------------------
 
 MIB=1024
+C5=$(med coord.cycle_ms) H5=$(fact coord.vmhwm_kib)
 R1=$(med idle.http.rss_kib) C1=$(med idle.http.cpu_ms_per_min) T1=$(med idle.http.threads)
 R2=$(med start.hb_us) D3=$(med dispatch.agent_us) B3=$(med dispatch.base_us) P3=$(field "$(stats dispatch.agent_us)" 5)
 L4=$(med log.agent_mb_s) LB4=$(med log.cat_mb_s)
@@ -331,7 +337,9 @@ measured in the same run and the ratio is the agent's median over the baseline's
 | 4 | log path: engine output through the agent | $(cells log.agent_mb_s 1 0) | MB/s | \`cat\` to a file: $(f 1 0 "$LB4") | $(ratio "$L4" "$LB4") | ≥ 200 MB/s, ≥ 0.5× | $(verdict "$L4" ge 200), $(verdict "$RATIO4" ge 0.5) |
 | 4 | peak RSS over the whole task (max of VmHWM and 20 ms samples) | $(f $MIB 2 "$PEAK4") | | | MiB | | | ≤ 16 MiB | $(verdict "$PEAK4" le 16384) |
 | 4 | RSS growth over idle during the task ($(f 1048576 0 "$LOG_BYTES") MiB of output) | $(f $MIB 2 "$GROW4") | | | MiB | | | flat (< 1 MiB) | $(verdict "$GROW4" le 1024) |
-| 5 | coordinator cycle (kube-fake, 1,000 pods) | row 5: not measured yet | | | | | | ≤ 500 ms, RSS ≤ 32 MiB | – |
+| 5 | coordinator cycle: list, scrape, decide ($(fact coord.pods) pods, their agents answered by one stub) | $(cells coord.cycle_ms 1 0) | ms | | | ≤ 500 ms | $(verdict "$C5" le 500) |
+| 5 | coordinator RSS (VmHWM after the measured cycles; open files ≤ $(fact coord.fd_limit), peak $(fact coord.fds_max)) | $(f $MIB 2 "$H5") | | | MiB | | | ≤ 32 MiB | $(verdict "$H5" le 32768) |
+| 5 | first cycle of a coordinator new to the pool ($(fact coord.first_cycle_patches) deletion costs written, at most 64 a cycle; $(fact coord.first_cycle_fds_max) open files at the peak) | $(f 1 0 "$(fact coord.first_cycle_ms)") | | | ms | | | report | |
 | 6 | throughput: $TPUT_TASKS plan tasks, one agent, 4 slots | $(cells tput.tasks_per_s 1 1) | tasks/s | | | report | |
 | 6 | a task's time in its slot (agent log) | $(cells tput.task_ms 1 1) | ms | | | report | |
 | 6 | a freed slot idle until the next run_task (agent log) | $(cells tput.slot_idle_ms 1 1) | ms | | | report | |
@@ -346,11 +354,11 @@ Run from the repository root; \`\$TMP\` is a scratch directory (\`run.sh\` makes
 | row | command |
 |---|---|
 EOF
-for r in 1 floor heap threads 2 3 4 6; do
+for r in 1 floor heap threads 2 3 4 5 6; do
     [ -n "${CMD[$r]:-}" ] || continue
     while IFS= read -r line; do printf '| %s | `%s` |\n' "$r" "$line"; done <<< "${CMD[$r]}"
 done
-echo "| 5 | row 5: not measured yet |"
+for k in cmd_stub cmd_kube cmd_first cmd; do v=$(fact coord.$k); [ -n "$v" ] && printf '| 5 | `%s` |\n' "$v"; done
 HEAP=$(heap_table)
 HEAP_TOTAL=$(echo "$HEAP" | awk -F'\t' '$1 == "TOTAL" { print $2 }')
 VMAS=$(med idle.http.mappings)
@@ -519,8 +527,24 @@ EOF
 fi
 cat << EOF
 
-**Row 5 — coordinator cycle.** Row 5: not measured yet. Its measurement (kube-fake with 1,000 pods, one stub serving
-\`/v1/status\` on 1,000 loopback addresses, one full cycle of the coordinator) is added to this harness separately.
+**Row 5 — coordinator cycle.** \`bench/coordcycle.sh\` starts \`bench/statusstub\` (one process, one libuv loop, a
+common/https server on each of $(fact coord.pods) loopback addresses from 127.0.1.1, one port, each answering GET
+/v1/status with its own agent's status in agent/status.c's shape: 4 slots, 11 of 20 pods idle, the others
+planning, applying or holding slot 0 reserved), kube-fake \`--no-kubelet\` seeded with the Deployment and
+$(fact coord.pods) pods shaped like the chart's, Running and Ready at the stub's addresses, and iac-coordinator
+(\`--leader-elect=false\`, min = max = $(fact coord.pods) so the decision is steady, no demand URL, \`--cycle 2s\`,
+open files ≤ $(fact coord.fd_limit)). A first coordinator runs until every pod's deletion cost is current (it writes
+at most 64 a cycle), so the measured one has nothing to write. Each cycle reads the Deployment, lists the pods
+($(fact coord.podlist_kib) KiB of JSON), asks every agent (64 at a time) and decides. Its duration is
+iac_pool_cycle_duration_seconds, read from /metrics as the next cycle starts; between cycles /v1/pools must show
+every pod with its agent answered, no cycle error, decision steady and no new patch, or the cycle is not counted.
+Cycles 1–2 are warm-up. RSS is VmHWM afterwards; open files are counted every 10 ms.
+$( [ "$(verdict "$H5" le 32768)" = met ] || echo "
+*Missed: RSS.* $(f $MIB 1 "$H5") MiB against 32. With 10 pods the same coordinator holds about 12 MiB (its
+libraries); the rest is the pod list, which is kept whole ($(fact coord.podlist_kib) KiB, its buffer grown by
+doubling), parsed whole into cJSON nodes and key strings, and copied into fixed-size per-pod rows (slots[64] each).
+Listing the pods in pages (\`limit\`/\`continue\`; kube-fake would have to serve them) and reading each page into
+compact rows before fetching the next would bring it near the library floor." )
 
 **Row 6 — throughput.** \`iacbench tput\` starts a fresh devplane and agent per repeat ($TPUT_REPEATS), makes $TPUT_WS workspaces with one
 resource each, queues $TPUT_TASKS plan tasks round-robin over them as fast as the admin API takes them, and waits until the agent
