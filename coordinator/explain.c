@@ -54,15 +54,6 @@ static void reason_add(explain_ctx *x, const char *fmt, ...)
     x->nreasons++;
 }
 
-/* now − t, never negative or overflowing whatever clock skew or timestamps the agents report. */
-static int64_t elapsed(int64_t now, int64_t t)
-{
-    if (t >= now)
-        return 0;
-    if (t < 0 && now > INT64_MAX + t)
-        return INT64_MAX;
-    return now - t;
-}
 
 /* "12 s", "4 min", "3 h 20 min", "2 d 3 h". */
 static void age_words(int64_t ms, char *out, size_t n)
@@ -160,7 +151,7 @@ static void rule_config_error(explain_ctx *x, const pool_state *ps, const view_w
         return;
     char age[32] = "";
     if (ps->config_error_since_ms > 0)
-        age_words(elapsed(x->now, ps->config_error_since_ms), age, sizeof age);
+        age_words(scaler_elapsed_ms(x->now, ps->config_error_since_ms), age, sizeof age);
     reason_add(x, "%sconfiguration error (%s)%s%s: %s", prefix, ps->config_reason[0] ? ps->config_reason : "unknown",
                age[0] ? " for " : "", age, ps->config_message[0] ? ps->config_message : "(no message)");
 }
@@ -300,7 +291,7 @@ static void rule_decision(explain_ctx *x, const pool_state *ps, const view_waiti
                    prefix, max);
         break;
     case SCALER_SHORTAGE_WAITING:
-        age_words(d->shortage_since_ms == SCALER_NEVER ? 0 : elapsed(x->now, d->shortage_since_ms), waited,
+        age_words(d->shortage_since_ms == SCALER_NEVER ? 0 : scaler_elapsed_ms(x->now, d->shortage_since_ms), waited,
                   sizeof waited);
         age_words(ps->cfg ? ps->cfg->scale.scale_up_window_ms : 0, window, sizeof window);
         reason_add(x, "%sshort of capacity for %s; scale-up waits for the window of %s", prefix, waited, window);
@@ -332,7 +323,7 @@ static void rule_pods_starting(explain_ctx *x, const pool_state *ps, const view_
     for (int i = 0; i < ps->view.npods; i++) {
         const view_pod *p = &ps->view.pods[i];
         listed += !p->terminating;
-        int64_t age = elapsed(x->now, p->created_ms);
+        int64_t age = scaler_elapsed_ms(x->now, p->created_ms);
         if (!starting(p) || age >= timeout)
             continue;
         if (named++ >= EXPLAIN_MAX_NAMED) {
@@ -359,7 +350,7 @@ static void rule_startup_timeouts(explain_ctx *x, const pool_state *ps, const vi
     int named = 0, more = 0;
     for (int i = 0; i < ps->view.npods; i++) {
         const view_pod *p = &ps->view.pods[i];
-        int64_t age = elapsed(x->now, p->created_ms);
+        int64_t age = scaler_elapsed_ms(x->now, p->created_ms);
         if (!starting(p) || age < timeout)
             continue;
         if (named++ >= EXPLAIN_MAX_NAMED) {
@@ -524,7 +515,7 @@ static void explain_held(explain_ctx *x, const holding *h, int nh, answer *a)
     a->status = slots_status_name(s->status);
     a->type = s->type;
     a->since_ms = s->since_ms;
-    phase_words(s, p->slot, elapsed(x->now, s->since_ms), &a->phase);
+    phase_words(s, p->slot, scaler_elapsed_ms(x->now, s->since_ms), &a->phase);
 
     if (p->pod->terminating)
         reason_add(x, "pod %s is terminating: its agent has the grace period to finish", p->pod->name);
@@ -542,7 +533,7 @@ static void explain_held(explain_ctx *x, const holding *h, int nh, answer *a)
             continue;
         const view_slot *o = &h[i].pod->slots[h[i].slot];
         char age[32];
-        age_words(elapsed(x->now, o->since_ms), age, sizeof age);
+        age_words(scaler_elapsed_ms(x->now, o->since_ms), age, sizeof age);
         reason_add(x, "slot %d of pod %s (pool %s) also holds it, %s for %s%s", h[i].slot, h[i].pod->name,
                    pool_id(h[i].ps), slots_status_name(o->status), age,
                    o->status == SLOT_RESERVED && s->status == SLOT_RUNNING
@@ -565,7 +556,7 @@ static void explain_waiting(explain_ctx *x, const pool_state *ps, const view_wai
         strbuf_printf(&a->phase, " (%s)", slots_type_name(w->type));
     if (w->waiting_since_ms > 0) {
         char age[32];
-        age_words(elapsed(x->now, w->waiting_since_ms), age, sizeof age);
+        age_words(scaler_elapsed_ms(x->now, w->waiting_since_ms), age, sizeof age);
         strbuf_printf(&a->phase, " for %s", age);
     }
     for (size_t i = 0; i < sizeof waiting_rules / sizeof waiting_rules[0]; i++)

@@ -34,7 +34,8 @@ struct observe {
     k8s_call           *kcall;
     observe_agent      *agents;   /* one per pod asked */
     int                 nagents;
-    int                 next_agent; /* the first not yet started (at most OBSERVE_AGENTS_AT_ONCE in flight) */
+    int                 next_agent; /* the first not yet started */
+    int                 agents_in_flight; /* at most OBSERVE_AGENTS_AT_ONCE */
     httpc_call         *demand_call;
     int                 inflight;
 };
@@ -81,6 +82,7 @@ static void observe_on_agent(const httpc_response *res, void *arg)
     observe *o = a->o;
     view_pod *pod = &o->out->pods[a->pod];
     a->call = NULL;
+    o->agents_in_flight--;
     char err[128];
     if (res->error != HTTPC_OK) {
         strbuf_fixed_printf(pod->status_error, sizeof pod->status_error, "%s", res->errmsg);
@@ -122,10 +124,7 @@ static void observe_on_demand(const httpc_response *res, void *arg)
 /* Starts agent requests until OBSERVE_AGENTS_AT_ONCE are in flight or none is left; each answer starts the next. */
 static void observe_start_agents(observe *o)
 {
-    int in_flight = 0;
-    for (int i = 0; i < o->next_agent; i++)
-        in_flight += o->agents[i].call != NULL;
-    while (o->next_agent < o->nagents && in_flight < OBSERVE_AGENTS_AT_ONCE) {
+    while (o->next_agent < o->nagents && o->agents_in_flight < OBSERVE_AGENTS_AT_ONCE) {
         observe_agent *a = &o->agents[o->next_agent++];
         view_pod *p = &o->out->pods[a->pod];
         char url[160];
@@ -135,7 +134,7 @@ static void observe_start_agents(observe *o)
         httpc_req req = { .method = "GET", .url = url, .mode = HTTPC_PLAIN, .timeout_ms = o->opts.agent_timeout_ms };
         a->call = httpc_request(o->http, &req, observe_on_agent, a);
         if (a->call) {
-            in_flight++;
+            o->agents_in_flight++;
         } else {
             strbuf_fixed_printf(p->status_error, sizeof p->status_error, "out of memory");
             o->inflight--; /* counted in observe_fanout; never answered */

@@ -28,8 +28,7 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
 
-/* now − t, never negative and never overflowing, whatever timestamps the caller hands in. */
-static int64_t elapsed(int64_t now, int64_t t)
+int64_t scaler_elapsed_ms(int64_t now, int64_t t)
 {
     if (t >= now)
         return 0;
@@ -95,7 +94,7 @@ static void measure(scaler_ctx *x)
                  * likely still starting its status server: coming capacity, as a starting pod. Past the startup
                  * timeout it is nothing, so that real demand is covered — but only then, or pods whose agents
                  * never answer (a wrong agent port) would make every cycle add a pod. */
-                if (elapsed(x->now, p->created_ms) < c->pod_startup_timeout_ms)
+                if (scaler_elapsed_ms(x->now, p->created_ms) < c->pod_startup_timeout_ms)
                     out->coming_pods++;
                 continue;
             }
@@ -104,7 +103,7 @@ static void measure(scaler_ctx *x)
             out->free_plan += nonneg(p->plan_idle);
             x->removable[i] = slot0_free && p->plan_busy <= 0;
         } else if (p->starting) {
-            if (elapsed(x->now, p->created_ms) >= c->pod_startup_timeout_ms) {
+            if (scaler_elapsed_ms(x->now, p->created_ms) >= c->pod_startup_timeout_ms) {
                 out->timed_out[out->ntimed_out++] = i;
                 continue;
             }
@@ -179,7 +178,7 @@ static bool rule_shortage(scaler_ctx *x)
     if (x->add == 0)
         return false;
     out->shortage_since_ms = since(x->v->shortage_since_ms, x->now);
-    int64_t waited = elapsed(x->now, out->shortage_since_ms);
+    int64_t waited = scaler_elapsed_ms(x->now, out->shortage_since_ms);
     if (waited < c->scale_up_window_ms) {
         out->desired = (int)max64(replicas, c->min_replicas);
         out->reason = out->desired > replicas ? SCALER_BELOW_MIN : SCALER_SHORTAGE_WAITING;
@@ -231,7 +230,7 @@ static bool rule_surplus(scaler_ctx *x)
     if (out->nremove == 0)
         return false;
     out->surplus_since_ms = since(x->v->surplus_since_ms, x->now);
-    int64_t waited = elapsed(x->now, out->surplus_since_ms);
+    int64_t waited = scaler_elapsed_ms(x->now, out->surplus_since_ms);
     if (waited < x->c->scale_down_window_ms) {
         textf(out, "surplus of %d pods for %lld of %lld ms; ", out->nremove, (long long)waited,
               (long long)x->c->scale_down_window_ms);

@@ -107,4 +107,7 @@ int scaler_decide(const scaler_view *v, const scaler_demand *d, const scaler_con
 
 const char *scaler_reason_name(scaler_reason r);
 
+/* now − t in ms, never negative and never overflowing, whatever timestamps (clock skew, agents' clocks) come in. */
+int64_t scaler_elapsed_ms(int64_t now, int64_t t);
+
 #endif
