@@ -27,7 +27,12 @@ CC      ?= cc
 OPT     ?= -O2 -g
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl and libarchive are not linked into the programs: each is dlopen'ed the first time it is needed (https,
+# an engine zip), since loading them costs every start milliseconds and megabytes (common/dynlib.h,
+# bench/README.md). Tests and benchmarks that call them directly link them.
+DLOPEN_PKGS := libcurl libarchive
+PKG_LIBS    := $(shell pkg-config --libs $(filter-out $(DLOPEN_PKGS),$(PKGS)) 2>/dev/null)
+DLOPEN_LIBS := $(shell pkg-config --libs $(DLOPEN_PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 COORD_LIBS  := $(shell pkg-config --libs $(COORD_PKGS) 2>/dev/null)
 
@@ -86,7 +91,7 @@ $(LIBCOORD): $(call obj,$(COORD_SRC))
 	$(AR) rcs $@ $^
 
 $(BUILD)/iac-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBIAC)
-	$(CC) $(LDFLAGS) -o $@ $^ $(filter-out -larchive,$(LDLIBS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/iac-coordinator: $(call obj,coordinator/main.c) $(LIBCOORD) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS)
@@ -100,22 +105,26 @@ $(BUILD)/iac-devplane: $(call obj,$(DEVPLANE_SRC)) $(LIBIAC)
 $(BUILD)/fake-terraform: $(call obj,$(FAKETF_SRC)) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Unit tests that call libcurl or libarchive themselves (the others load them as the programs do).
+DIRECT_DLOPEN_USERS := test_engine test_https
 # Unit tests link the agent's modules too (store, config, …); the linker takes only what a test uses.
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(if $(filter $(DIRECT_DLOPEN_USERS),$*),$(DLOPEN_LIBS)) $(COORD_LIBS) \
+	    $(CMOCKA_LIBS)
 
 $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(call obj,$(HARNESS_SRC)) $(LIBIAC)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DLOPEN_LIBS) $(CMOCKA_LIBS)
 
-tests: $(BINS) $(UNIT_BINS) $(ITEST_BINS)
+# bench/tlsproxy is also the TLS front of tests/integration/test_agent_tls.c.
+tests: $(BINS) $(UNIT_BINS) $(ITEST_BINS) $(BUILD)/bench/tlsproxy
 
 bench-bins: $(BENCH_BINS)
 
 $(BUILD)/bench/%: $(call obj,bench/%.c) $(LIBIAC)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DLOPEN_LIBS)
 
 # Benchmarks: -O2, no sanitizers, loopback only; prints one table and writes it to bench/README.md.
 bench: deps

@@ -51,6 +51,7 @@
 #include <cjson/cJSON.h>
 
 #include "iac/digest.h"
+#include "iac/dynlib.h"
 #include "iac/fsutil.h"
 #include "iac/json.h"
 #include "iac/log.h"
@@ -79,10 +80,7 @@ typedef struct {
 #undef X
 } libarchive_api;
 
-static const struct {
-    const char *name;
-    size_t      off;
-} libarchive_syms[] = {
+static const dynlib_sym libarchive_syms[] = {
 #define X(f) { #f, offsetof(libarchive_api, f) },
     ENGINE_ARCHIVE_FUNCS(X)
 #undef X
@@ -976,21 +974,9 @@ static int libarchive_load(engine_cache *c, char *err, size_t errlen)
 {
     if (c->ar_loaded)
         return 0;
-    if (uv_dlopen(ENGINE_ARCHIVE_LIB, &c->ar_lib) < 0) {
-        fail(err, errlen, "cannot load %s (package libarchive13), which unpacks engine zips: %s", ENGINE_ARCHIVE_LIB,
-             uv_dlerror(&c->ar_lib));
-        uv_dlclose(&c->ar_lib); /* frees the message */
+    if (dynlib_load(&c->ar_lib, ENGINE_ARCHIVE_LIB, "libarchive13", "unpacks engine zips", libarchive_syms,
+                    sizeof libarchive_syms / sizeof libarchive_syms[0], &c->ar, err, errlen) < 0)
         return -1;
-    }
-    for (size_t i = 0; i < sizeof libarchive_syms / sizeof libarchive_syms[0]; i++) {
-        void *fn;
-        if (uv_dlsym(&c->ar_lib, libarchive_syms[i].name, &fn) < 0) {
-            fail(err, errlen, "cannot use %s: %s", ENGINE_ARCHIVE_LIB, uv_dlerror(&c->ar_lib));
-            uv_dlclose(&c->ar_lib);
-            return -1;
-        }
-        memcpy((char *)&c->ar + libarchive_syms[i].off, &fn, sizeof fn); /* POSIX: a data pointer holds a function */
-    }
     c->ar_loaded = true;
     return 0;
 }

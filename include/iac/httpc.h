@@ -1,7 +1,10 @@
-/* httpc.h — an asynchronous HTTP client: libcurl's multi interface driven by a libuv loop.
+/* httpc.h — an asynchronous HTTP client on a libuv loop.
  *
- * Requests never block the loop: sockets are watched with uv_poll, curl's timer with uv_timer
- * (curl_multi_socket_action). Conventions of the upstream agent (ref §2.1, §2.3):
+ * Requests never block the loop. http:// goes through h1 (a small HTTP/1.1 exchange of ours, a connection per
+ * request); https:// through libcurl's multi interface (sockets watched with uv_poll, curl's timer with uv_timer),
+ * and libcurl is loaded with dlopen the first time an https URL comes along: a process that speaks only plain http
+ * never pays for libcurl's 39 libraries or OpenSSL's initialisation (bench/README.md). Conventions of the upstream
+ * agent (ref §2.1, §2.3):
  *   - every request carries `Content-Type: application/json` (unless httpc_req.content_type names another)
  *     and, when a bearer is given, `Authorization: Bearer <token>`;
  *   - 10 s connect timeout, 60 s for the whole exchange (both overridable in httpc_opts);
@@ -81,9 +84,10 @@ typedef struct {
     int64_t     max_file;
     long        timeout_ms;       /* whole exchange; 0 → the client's total_timeout_ms (big transfers need more) */
     bool        follow_redirects; /* up to 10, http and https only (release downloads redirect); the bearer is
-                                   * not sent to another host */
+                                   * sent only to the origin (scheme, host, port) of url; a 303, and a 301 or 302
+                                   * answering a POST, turn the request into a GET without body (as curl does) */
     const char *content_type;     /* Content-Type of the request; NULL → "application/json" */
-    const char *accept;           /* Accept header; NULL → curl's default (any type) */
+    const char *accept;           /* Accept header; NULL → any type */
 } httpc_req;
 
 enum {
@@ -107,7 +111,8 @@ typedef struct {
 
 typedef void (*httpc_cb)(const httpc_response *res, void *arg);
 
-/* Creates a client on loop. NULL on failure (curl could not initialise). */
+/* Creates a client on loop. NULL when memory runs out. libcurl is not touched here: should it be missing or fail to
+ * initialise, each https request fails with HTTPC_E_TRANSPORT and a message that names it. */
 httpc *httpc_new(uv_loop_t *loop, const httpc_opts *opts);
 /* Starts a request. Returns a handle usable with httpc_cancel() until the callback runs, or NULL on OOM (the
  * callback will not run). */

@@ -85,10 +85,13 @@ struct fixture {
     int           hold_port, refused_port;
     uint64_t      t0;
     void        (*on_cb)(fixture *f, int i); /* test hook, run inside the callback */
-    uv_tcp_t      redirector;     /* answers every connection with a 302 to redirect_to */
-    bool          has_redirector;
-    int           redirect_port;
-    char          redirect_to[128];
+    uv_tcp_t      raw;            /* a scripted server: connection k gets answer[min(k, nanswers - 1)] */
+    bool          has_raw;
+    int           raw_port;
+    const char   *answer[4];      /* whole responses, bytes as they go on the wire */
+    int           nanswers;
+    int           raw_conns;      /* connections answered */
+    char          raw_req[12][1024]; /* the heads (and bodies) they brought, first 12 */
     char          dir[64];        /* scratch directory for sink files, removed in teardown */
 };
 
@@ -272,9 +275,9 @@ static void finish(fixture *f)
     https_free(f->srv);
     f->srv = NULL;
     uv_timer_stop(&f->aux);
-    if (f->has_redirector) {
-        uv_close((uv_handle_t *)&f->redirector, NULL);
-        f->has_redirector = false;
+    if (f->has_raw) {
+        uv_close((uv_handle_t *)&f->raw, NULL);
+        f->has_raw = false;
     }
 }
 
@@ -915,85 +918,252 @@ static void sink_survives_retries(void **state)
     free(data);
 }
 
-/* ---- redirects ---- */
+/* ---- a scripted server: exact bytes on the wire ---- */
 
 typedef struct {
     uv_tcp_t   tcp;
     uv_write_t wr;
     fixture   *f;
-    char       in[4096], out[512];
+    char       in[4096];
     size_t     len;
+    int        k;         /* which connection this is */
     bool       replied;
-} redir_conn;
+} raw_conn;
 
-static void redir_closed(uv_handle_t *h) { free(h->data); }
+static void raw_closed(uv_handle_t *h) { free(h->data); }
 
-static void redir_written(uv_write_t *w, int status)
+static void raw_written(uv_write_t *w, int status)
 {
     (void)status;
-    redir_conn *c = w->data;
-    uv_close((uv_handle_t *)&c->tcp, redir_closed);
+    raw_conn *c = w->data;
+    uv_close((uv_handle_t *)&c->tcp, raw_closed);
 }
 
-static void redir_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+static void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
-    redir_conn *c = h->data;
+    raw_conn *c = h->data;
     *buf = uv_buf_init(c->in + c->len, (unsigned)(sizeof c->in - 1 - c->len));
 }
 
-/* Answers once the request's headers are in (a GET has no body). */
-static void redir_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* Answers once the request's head and the body its Content-Length announces are in, then closes. */
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     (void)buf;
-    redir_conn *c = s->data;
+    raw_conn *c = s->data;
+    fixture *f = c->f;
     if (n < 0 || c->len + (size_t)n >= sizeof c->in - 1) {
         if (!c->replied)
-            uv_close((uv_handle_t *)&c->tcp, redir_closed);
+            uv_close((uv_handle_t *)&c->tcp, raw_closed);
         return;
     }
     c->len += (size_t)n;
     c->in[c->len] = '\0';
-    if (c->replied || !strstr(c->in, "\r\n\r\n"))
+    char *end = strstr(c->in, "\r\n\r\n");
+    const char *cl = strcasestr(c->in, "\r\nContent-Length: ");
+    size_t want = end ? (size_t)(end + 4 - c->in) + (cl && cl < end ? strtoul(cl + 18, NULL, 10) : 0) : SIZE_MAX;
+    if (c->replied || c->len < want)
         return;
     c->replied = true;
     uv_read_stop(s);
-    snprintf(c->out, sizeof c->out,
-             "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-             c->f->redirect_to);
-    uv_buf_t b = uv_buf_init(c->out, (unsigned)strlen(c->out));
+    if (c->k < 12)
+        snprintf(f->raw_req[c->k], sizeof f->raw_req[c->k], "%.1000s", c->in);
+    const char *a = f->answer[c->k < f->nanswers ? c->k : f->nanswers - 1];
+    uv_buf_t b = uv_buf_init((char *)a, (unsigned)strlen(a));
     c->wr.data = c;
-    uv_write(&c->wr, s, &b, 1, redir_written);
+    uv_write(&c->wr, s, &b, 1, raw_written);
 }
 
-static void redir_accept(uv_stream_t *server, int status)
+static void raw_accept(uv_stream_t *server, int status)
 {
     fixture *f = server->data;
     if (status < 0)
         return;
-    redir_conn *c = calloc(1, sizeof *c);
+    raw_conn *c = calloc(1, sizeof *c);
     c->f = f;
+    c->k = f->raw_conns++;
     uv_tcp_init(&f->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) == 0)
-        uv_read_start((uv_stream_t *)&c->tcp, redir_alloc, redir_read);
+        uv_read_start((uv_stream_t *)&c->tcp, raw_alloc, raw_read);
     else
-        uv_close((uv_handle_t *)&c->tcp, redir_closed);
+        uv_close((uv_handle_t *)&c->tcp, raw_closed);
 }
 
-static void redirector(fixture *f, const char *to)
+/* Starts the scripted server with up to 4 answers (NULL-terminated; the last one repeats). */
+static void raw_server(fixture *f, const char *first, ...)
 {
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && f->nanswers < 4; a = va_arg(ap, const char *))
+        f->answer[f->nanswers++] = a;
+    va_end(ap);
     struct sockaddr_in sa;
     int len = sizeof sa;
-    snprintf(f->redirect_to, sizeof f->redirect_to, "%s", to);
     uv_ip4_addr("127.0.0.1", 0, &sa);
-    uv_tcp_init(&f->loop, &f->redirector);
-    f->redirector.data = f;
-    f->has_redirector = true;
-    assert_int_equal(uv_tcp_bind(&f->redirector, (struct sockaddr *)&sa, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&f->redirector, 8, redir_accept), 0);
-    uv_tcp_getsockname(&f->redirector, (struct sockaddr *)&sa, &len);
-    f->redirect_port = ntohs(sa.sin_port);
+    uv_tcp_init(&f->loop, &f->raw);
+    f->raw.data = f;
+    f->has_raw = true;
+    assert_int_equal(uv_tcp_bind(&f->raw, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&f->raw, 16, raw_accept), 0);
+    uv_tcp_getsockname(&f->raw, (struct sockaddr *)&sa, &len);
+    f->raw_port = ntohs(sa.sin_port);
+}
+
+/* One request to the scripted server, run to its end. */
+static void raw_request(fixture *f, const char *method, const char *path, const char *body, bool follow)
+{
+    char url[128];
+    url_of(url, sizeof url, f->raw_port, path);
+    httpc_req r = { .method = method, .url = url, .bearer = TOKEN, .body = body, .body_len = body ? strlen(body) : 0,
+                    .follow_redirects = follow };
+    client(f, 5000, 0, 10);
+    f->slots[0] = (slot){ f, 0 };
+    assert_non_null(f->calls[0] = httpc_request(f->c, &r, on_res, &f->slots[0]));
+    f->outstanding++;
+    run(f);
+    assert_int_equal(f->got[0].called, 1);
+}
+
+/* Whether this process maps a file whose name contains needle. */
+static bool self_maps(const char *needle)
+{
+    FILE *fp = fopen("/proc/self/maps", "r");
+    char line[1024];
+    bool found = false;
+    while (fp && !found && fgets(line, sizeof line, fp))
+        found = strstr(line, needle) != NULL;
+    if (fp)
+        fclose(fp);
+    return found;
+}
+
+/* The request on the wire: request line with path and query, Host with the port, curl's Accept default, the JSON
+ * content type, the bearer, Content-Length for a body, one connection per request; and no libcurl loaded for it. */
+static void request_head_is_complete_and_needs_no_libcurl(void **state)
+{
+    fixture *f = *state;
+    raw_server(f, "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok", NULL);
+    raw_request(f, "PUT", "/a/b?x=1&y=2", "{\"k\":1}", false);
+    assert_int_equal(f->got[0].error, HTTPC_OK);
+    assert_int_equal(f->got[0].status, 201);
+    assert_string_equal(f->got[0].body, "ok");
+    const char *h = f->raw_req[0];
+    char host[64];
+    snprintf(host, sizeof host, "\r\nHost: 127.0.0.1:%d\r\n", f->raw_port);
+    assert_true(!strncmp(h, "PUT /a/b?x=1&y=2 HTTP/1.1\r\n", 27));
+    assert_non_null(strstr(h, host));
+    assert_non_null(strstr(h, "\r\nAccept: */*\r\n"));
+    assert_non_null(strstr(h, "\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strstr(h, "\r\nAuthorization: Bearer " TOKEN "\r\n"));
+    assert_non_null(strstr(h, "\r\nContent-Length: 7\r\n"));
+    assert_non_null(strstr(h, "\r\nConnection: close\r\n\r\n{\"k\":1}"));
+    assert_false(self_maps("libcurl"));
+}
+
+/* One scripted answer to a GET: the outcome must be want_error with want_status and want_body, or (for an error)
+ * an errmsg that contains want_body and never the token. */
+static void answer_gives(fixture *f, const char *answer, int want_error, long want_status, const char *want_body)
+{
+    raw_server(f, answer, NULL);
+    raw_request(f, "GET", "/", NULL, false);
+    assert_int_equal(f->got[0].error, want_error);
+    assert_int_equal(f->got[0].status, want_status);
+    if (want_error == HTTPC_OK) {
+        assert_string_equal(f->got[0].body, want_body);
+    } else {
+        assert_non_null(strstr(f->got[0].errmsg, want_body));
+        assert_null(strstr(f->got[0].errmsg, TOKEN));
+    }
+}
+
+/* A chunked body is decoded, extensions and trailers skipped. */
+static void chunked_body_is_decoded(void **state)
+{
+    answer_gives(*state,
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n"
+                 "X-Trailer: y\r\n\r\n",
+                 HTTPC_OK, 200, "hello world");
+}
+
+/* An interim 100 is skipped; header names are matched without case. */
+static void interim_response_is_skipped(void **state)
+{
+    answer_gives(*state, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok", HTTPC_OK,
+                 202, "ok");
+}
+
+/* A body without Content-Length or chunking ends with the connection. */
+static void body_without_length_ends_with_the_connection(void **state)
+{
+    answer_gives(*state, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", HTTPC_OK, 200,
+                 "until the end");
+}
+
+/* Broken answers are transport errors that say what was wrong: not HTTP, a body cut short, a malformed chunk. */
+static void answer_that_is_not_http_is_a_transport_error(void **state)
+{
+    answer_gives(*state, "SSH-2.0-OpenSSH_9.2\r\n\r\n", HTTPC_E_TRANSPORT, 0, "not an HTTP/1.x response");
+}
+
+static void body_cut_short_is_a_transport_error(void **state)
+{
+    answer_gives(*state, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", HTTPC_E_TRANSPORT, 0,
+                 "before the whole response arrived");
+}
+
+static void malformed_chunk_is_a_transport_error(void **state)
+{
+    answer_gives(*state, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+                 HTTPC_E_TRANSPORT, 0, "chunked body is malformed");
+}
+
+/* A 303 to a relative Location turns a POST into a GET without body; the same origin still gets the token. */
+static void see_other_turns_post_into_get(void **state)
+{
+    fixture *f = *state;
+    raw_server(f, "HTTP/1.1 303 See Other\r\nLocation: second?n=2\r\nContent-Length: 5\r\n\r\nmoved",
+               "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone", NULL);
+    raw_request(f, "POST", "/dir/first", "{\"a\":1}", true);
+    assert_int_equal(f->got[0].error, HTTPC_OK);
+    assert_int_equal(f->got[0].status, 200);
+    assert_string_equal(f->got[0].body, "done");
+    assert_int_equal(f->raw_conns, 2);
+    assert_true(!strncmp(f->raw_req[1], "GET /dir/second?n=2 HTTP/1.1\r\n", 30));
+    assert_null(strstr(f->raw_req[1], "Content-Length"));
+    assert_non_null(strstr(f->raw_req[1], "Authorization: Bearer " TOKEN));
+}
+
+/* A redirect loop ends after 10 redirects with an error that says so. */
+static void redirect_loop_is_cut_after_ten(void **state)
+{
+    fixture *f = *state;
+    raw_server(f, "HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n", NULL);
+    raw_request(f, "GET", "/start", NULL, true);
+    assert_int_equal(f->got[0].error, HTTPC_E_TRANSPORT);
+    assert_non_null(strstr(f->got[0].errmsg, "too many redirects"));
+    assert_int_equal(f->raw_conns, 11);
+}
+
+/* Without follow_redirects a 302 is the answer itself. */
+static void redirect_is_the_answer_unless_followed(void **state)
+{
+    answer_gives(*state, "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 5\r\n\r\nmoved", HTTPC_OK,
+                 302, "moved");
+}
+
+/* A host name is resolved, and every address it has is tried: "localhost" may answer ::1 first, where nothing
+ * listens. */
+static void host_names_are_resolved(void **state)
+{
+    fixture *f = *state;
+    char url[128];
+    snprintf(url, sizeof url, "http://localhost:%d/echo", f->port);
+    client(f, 5000, 0, 10);
+    assert_non_null(req(f, 0, "GET", url, NULL, NULL, HTTPC_PLAIN));
+    run(f);
+    assert_int_equal(f->got[0].error, HTTPC_OK);
+    assert_int_equal(f->got[0].status, 200);
 }
 
 /* follow_redirects follows a 302 to another origin and stores the target's body; the bearer token is not sent
@@ -1004,8 +1174,10 @@ static void redirect_is_followed_without_the_token(void **state)
     char to[128], from[64], want[DIGEST_SHA256_HEX_LEN + 1], have[DIGEST_SHA256_HEX_LEN + 1], path[128];
     scratch_dir(f);
     url_of(to, sizeof to, f->port, "/blob?n=5000");
-    redirector(f, to);
-    url_of(from, sizeof from, f->redirect_port, "/releases/download/tf.zip");
+    char answer[256];
+    snprintf(answer, sizeof answer, "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n", to);
+    raw_server(f, answer, NULL);
+    url_of(from, sizeof from, f->raw_port, "/releases/download/tf.zip");
     client(f, 0, 0, 10);
     assert_non_null(sink_req(f, 0, from, "dl", 0, HTTPC_PLAIN));
     run(f);
@@ -1019,6 +1191,27 @@ static void redirect_is_followed_without_the_token(void **state)
     assert_int_equal(f->nseen, 1);
     assert_string_equal(f->seen[0].path, "/blob");
     assert_null(f->seen[0].authorization);
+}
+
+/* With http_proxy set, http goes through libcurl (loaded for it) and the proxy: the proxy sees the absolute URL.
+ * Runs last: it leaves libcurl loaded in this process, which request_head_is_complete_and_needs_no_libcurl checks
+ * is not. */
+static void http_proxy_sends_http_through_curl(void **state)
+{
+    fixture *f = *state;
+    char proxy[64], url[128];
+    raw_server(f, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nvia proxy", NULL);
+    url_of(proxy, sizeof proxy, f->raw_port, "");
+    assert_int_equal(setenv("http_proxy", proxy, 1), 0);
+    client(f, 5000, 0, 10);
+    snprintf(url, sizeof url, "http://192.0.2.1:%d/over/there", f->port); /* TEST-NET: only the proxy can answer */
+    assert_non_null(req(f, 0, "GET", url, NULL, NULL, HTTPC_PLAIN));
+    run(f); /* curl reads http_proxy for each transfer */
+    assert_int_equal(unsetenv("http_proxy"), 0);
+    assert_int_equal(f->got[0].error, HTTPC_OK);
+    assert_string_equal(f->got[0].body, "via proxy");
+    assert_true(strstr(f->raw_req[0], "GET http://192.0.2.1:") == f->raw_req[0]);
+    assert_true(self_maps("libcurl"));
 }
 
 int main(void)
@@ -1051,6 +1244,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(unwritable_sink_is_an_io_error, setup, teardown),
         cmocka_unit_test_setup_teardown(sink_survives_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(redirect_is_followed_without_the_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(request_head_is_complete_and_needs_no_libcurl, setup, teardown),
+        cmocka_unit_test_setup_teardown(chunked_body_is_decoded, setup, teardown),
+        cmocka_unit_test_setup_teardown(interim_response_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(body_without_length_ends_with_the_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(answer_that_is_not_http_is_a_transport_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(body_cut_short_is_a_transport_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(malformed_chunk_is_a_transport_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(redirect_is_the_answer_unless_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(see_other_turns_post_into_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(redirect_loop_is_cut_after_ten, setup, teardown),
+        cmocka_unit_test_setup_teardown(host_names_are_resolved, setup, teardown),
+        cmocka_unit_test_setup_teardown(http_proxy_sends_http_through_curl, setup, teardown), /* last: see there */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

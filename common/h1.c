@@ -1,0 +1,727 @@
+/* h1.c — one HTTP/1.1 exchange over plain TCP on libuv; see h1.h for why it exists.
+ *
+ * An exchange is a straight line: resolve (unless the host is an address literal) → connect to each address in
+ * turn until one answers → write the head and the body → read the response through a small parser → on_done.
+ * Reading starts as soon as the connection is up, so a server that answers before it has read the whole body
+ * (a 413, say) is heard: a failed write only matters if no response follows it.
+ *
+ * The parser is a state machine fed with whatever arrives: the head is gathered (at most H1_MAX_HEAD bytes) and
+ * parsed whole; the body is handed on in the pieces it arrived in, framed by Content-Length, by chunked transfer
+ * coding (extensions and trailers skipped), or by the end of the connection.
+ *
+ * Lifetimes: the exchange owns two timers, the TCP handle (re-created for each address tried) and, while a name is
+ * being resolved, a getaddrinfo request. `pending` counts those that have not come back (close callbacks, the
+ * resolver's callback); once the exchange is over (`over`: on_done called or h1_abort()) the last one to come back
+ * frees it. No callback reaches the caller after `over` is set. */
+#include "iac/h1.h"
+
+#include <ctype.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "iac/strbuf.h"
+
+#define H1_MAX_HEAD    (64 * 1024) /* a response head larger than this is refused */
+#define H1_READ_CHUNK  (16 * 1024) /* one read, and one piece of a streamed request body */
+#define H1_MAX_CHUNK   ((uint64_t)1 << 60)
+
+typedef enum {
+    P_HEAD,       /* gathering the status line and headers */
+    P_BODY_LEN,   /* Content-Length bytes left in `left` */
+    P_BODY_EOF,   /* the body ends with the connection */
+    P_CHUNK_SIZE, /* reading a chunk-size line (hex digits, then maybe extensions) */
+    P_CHUNK_DATA, /* `left` bytes of chunk data */
+    P_CHUNK_END,  /* the CRLF after chunk data */
+    P_TRAILER,    /* trailer lines up to the blank one */
+} parse_state;
+
+struct h1_exchange {
+    uv_loop_t       *loop;
+    h1_callbacks     cb;
+    void            *arg;
+    char            *host;
+    uint16_t         port;
+    char            *out;          /* head, then the in-memory body */
+    size_t           out_len;
+    int64_t          body_size, body_sent; /* streamed body */
+    bool             head_only;
+    uint64_t         connect_timeout_ms, timeout_ms;
+
+    uv_timer_t       connect_timer, total_timer;
+    uv_getaddrinfo_t gai;
+    struct addrinfo *ai, *ai_next; /* the resolver's answer; the next address to try */
+    struct sockaddr_storage literal;
+    bool             literal_tried;
+    uv_tcp_t         tcp;
+    bool             tcp_live;     /* initialised and not yet closed */
+    uv_connect_t     connect_req;
+    uv_write_t       write_req;
+    int              last_error;   /* of the last address tried (a libuv code) */
+    int              write_error;  /* a failed write, reported only if no response comes */
+    unsigned         pending;
+    bool             over;
+    bool             resolving;    /* gai is with the resolver */
+
+    parse_state      ps;
+    strbuf           headbuf;
+    int              status;
+    int64_t          left;
+    uint64_t         chunk_size;
+    bool             chunk_digits, chunk_ext;
+    size_t           trailer_line;
+    bool             got_head;
+    char             rbuf[H1_READ_CHUNK];
+    char             sbuf[H1_READ_CHUNK];
+};
+
+/* ---- lifetimes ---- */
+
+static void x_free(h1_exchange *x)
+{
+    if (x->ai)
+        uv_freeaddrinfo(x->ai);
+    strbuf_free(&x->headbuf);
+    free(x->host);
+    free(x->out);
+    free(x);
+}
+
+static void x_came_back(h1_exchange *x)
+{
+    if (--x->pending == 0 && x->over)
+        x_free(x);
+}
+
+static void on_closed(uv_handle_t *h) { x_came_back(h->data); }
+
+static void tcp_close(h1_exchange *x, uv_close_cb cb)
+{
+    if (!x->tcp_live)
+        return;
+    x->tcp_live = false;
+    uv_close((uv_handle_t *)&x->tcp, cb);
+}
+
+/* Stops everything; the memory goes when the last handle is back. */
+static void x_stop(h1_exchange *x)
+{
+    x->over = true;
+    x->pending++; /* held until the end of this function, so that nothing frees x under us */
+    if (x->resolving)
+        uv_cancel((uv_req_t *)&x->gai); /* its callback still comes, with UV_EAI_CANCELED */
+    tcp_close(x, on_closed);
+    if (!uv_is_closing((uv_handle_t *)&x->connect_timer)) {
+        uv_close((uv_handle_t *)&x->connect_timer, on_closed);
+        uv_close((uv_handle_t *)&x->total_timer, on_closed);
+    }
+    x_came_back(x);
+}
+
+static void finish(h1_exchange *x, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Ends the exchange with on_done (once). */
+static void finish(h1_exchange *x, int error, const char *fmt, ...)
+{
+    if (x->over)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    x->pending++; /* the callback runs before x can go */
+    x_stop(x);
+    x->cb.on_done(x->arg, error, msg);
+    x_came_back(x);
+}
+
+void h1_abort(h1_exchange *x)
+{
+    if (x && !x->over)
+        x_stop(x);
+}
+
+/* ---- the response ---- */
+
+static bool deliver(h1_exchange *x, const char *p, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (!x->cb.on_body(x->arg, p, n)) {
+        finish(x, H1_E_ABORTED, "stopped by the receiver");
+        return false;
+    }
+    return true;
+}
+
+/* Header names compared without case; the value with surrounding blanks trimmed. */
+static bool header_is(const char *line, size_t len, const char *name, const char **value, size_t *vlen)
+{
+    size_t n = strlen(name);
+    if (len <= n || strncasecmp(line, name, n) || line[n] != ':')
+        return false;
+    const char *v = line + n + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *value = v;
+    *vlen = (size_t)(end - v);
+    return true;
+}
+
+/* Parses the head in x->headbuf (ending with the blank line). 1: a final response, the body state is set and
+ * location (malloc'd or NULL) returned; 0: an interim 1xx, skipped; -1: broken (finish() was called). */
+static int head_parse(h1_exchange *x, char **location)
+{
+    char *p = x->headbuf.data, *end = p + x->headbuf.len;
+    int major, minor, status, used = 0;
+    if (sscanf(p, "HTTP/%d.%d %3d%n", &major, &minor, &status, &used) != 3 || major != 1 || status < 100 ||
+        status > 999 || (p[used] != ' ' && p[used] != '\r' && p[used] != '\n')) {
+        finish(x, H1_E_PROTOCOL, "the answer is not an HTTP/1.x response");
+        return -1;
+    }
+    if (status >= 100 && status <= 199) {
+        if (status == 101) {
+            finish(x, H1_E_PROTOCOL, "the server switched protocols (101), which was not asked for");
+            return -1;
+        }
+        return 0;
+    }
+    int64_t length = -1;
+    bool chunked = false;
+    *location = NULL;
+    for (char *line = memchr(p, '\n', (size_t)(end - p)); line && ++line < end;) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t len = (size_t)((nl ? nl : end) - line);
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        const char *v;
+        size_t vlen;
+        if (header_is(line, len, "Content-Length", &v, &vlen)) {
+            char num[24];
+            char *stop;
+            if (vlen == 0 || vlen >= sizeof num || !isdigit((unsigned char)v[0]))
+                goto bad_length;
+            memcpy(num, v, vlen);
+            num[vlen] = '\0';
+            long long n = strtoll(num, &stop, 10);
+            if (*stop || n < 0 || (length >= 0 && n != length))
+                goto bad_length;
+            length = n;
+        } else if (header_is(line, len, "Transfer-Encoding", &v, &vlen)) {
+            /* chunked must be the last coding; anything else we cannot decode */
+            chunked = vlen >= 7 && !strncasecmp(v + vlen - 7, "chunked", 7);
+            if (!chunked) {
+                free(*location);
+                finish(x, H1_E_PROTOCOL, "the response uses a transfer coding this client does not decode");
+                return -1;
+            }
+        } else if (header_is(line, len, "Location", &v, &vlen) && !*location) {
+            if (!(*location = strndup(v, vlen))) {
+                finish(x, H1_E_NOMEM, "out of memory");
+                return -1;
+            }
+        }
+        line = nl;
+    }
+    x->status = status;
+    if (x->head_only || status == 204 || status == 304)
+        x->left = 0, x->ps = P_BODY_LEN;
+    else if (chunked)
+        x->ps = P_CHUNK_SIZE;
+    else if (length >= 0)
+        x->left = length, x->ps = P_BODY_LEN;
+    else
+        x->ps = P_BODY_EOF;
+    return 1;
+
+bad_length:
+    free(*location);
+    *location = NULL;
+    finish(x, H1_E_PROTOCOL, "the response has an invalid Content-Length");
+    return -1;
+}
+
+/* Takes head bytes from p; returns how many were used (the rest belongs to the body), or -1 after finish(). */
+static ssize_t feed_head(h1_exchange *x, const char *p, size_t n)
+{
+    size_t old = x->headbuf.len, want = n;
+    if (want > H1_MAX_HEAD + 4 - old)
+        want = H1_MAX_HEAD + 4 - old;
+    strbuf_append(&x->headbuf, p, want);
+    if (x->headbuf.oom) {
+        finish(x, H1_E_NOMEM, "out of memory");
+        return -1;
+    }
+    size_t from = old >= 3 ? old - 3 : 0;
+    char *end = memmem(x->headbuf.data + from, x->headbuf.len - from, "\r\n\r\n", 4);
+    if (!end) {
+        if (x->headbuf.len > H1_MAX_HEAD) {
+            finish(x, H1_E_PROTOCOL, "the response head is larger than %d KiB", H1_MAX_HEAD / 1024);
+            return -1;
+        }
+        return (ssize_t)want;
+    }
+    size_t head_len = (size_t)(end + 4 - x->headbuf.data);
+    size_t used = head_len - old;
+    x->headbuf.len = head_len;
+    x->headbuf.data[head_len] = '\0';
+
+    char *location = NULL;
+    int rc = head_parse(x, &location);
+    strbuf_reset(&x->headbuf);
+    if (rc <= 0)
+        return rc < 0 ? -1 : (ssize_t)used; /* an interim response: the next head follows */
+    x->got_head = true;
+    bool go_on = x->cb.on_head(x->arg, x->status, location);
+    free(location);
+    if (!go_on) {
+        finish(x, H1_E_ABORTED, "stopped by the receiver");
+        return -1;
+    }
+    if (x->ps == P_BODY_LEN && x->left == 0)
+        finish(x, H1_OK, "%s", "");
+    return (ssize_t)used;
+}
+
+/* One byte of a chunk-size line or of the CRLF after chunk data or of the trailer. false after finish(). */
+static bool feed_chunk_byte(h1_exchange *x, char c)
+{
+    switch (x->ps) {
+    case P_CHUNK_SIZE:
+        if (c == '\n') {
+            if (!x->chunk_digits)
+                break;
+            if (x->chunk_size == 0) {
+                x->ps = P_TRAILER;
+                x->trailer_line = 0;
+            } else {
+                x->ps = P_CHUNK_DATA;
+                x->left = (int64_t)x->chunk_size;
+            }
+            x->chunk_size = 0;
+            x->chunk_digits = x->chunk_ext = false;
+            return true;
+        }
+        if (x->chunk_ext || c == '\r')
+            return true;
+        if (c == ';' || c == ' ' || c == '\t') {
+            x->chunk_ext = x->chunk_digits;
+            if (!x->chunk_ext)
+                break;
+            return true;
+        }
+        if (!isxdigit((unsigned char)c) || x->chunk_size >= H1_MAX_CHUNK / 16)
+            break;
+        x->chunk_size = x->chunk_size * 16 + (uint64_t)(isdigit((unsigned char)c) ? c - '0' : (c | 0x20) - 'a' + 10);
+        x->chunk_digits = true;
+        return true;
+    case P_CHUNK_END:
+        if (c == '\r')
+            return true;
+        if (c != '\n')
+            break;
+        x->ps = P_CHUNK_SIZE;
+        return true;
+    case P_TRAILER:
+        if (c == '\r')
+            return true;
+        if (c == '\n') {
+            if (x->trailer_line == 0) {
+                finish(x, H1_OK, "%s", "");
+                return false;
+            }
+            x->trailer_line = 0;
+        } else {
+            x->trailer_line++;
+        }
+        return true;
+    default:
+        break;
+    }
+    finish(x, H1_E_PROTOCOL, "the response's chunked body is malformed");
+    return false;
+}
+
+static void feed(h1_exchange *x, const char *p, size_t n)
+{
+    while (n > 0 && !x->over) {
+        size_t take;
+        switch (x->ps) {
+        case P_HEAD: {
+            ssize_t used = feed_head(x, p, n);
+            if (used < 0)
+                return;
+            take = (size_t)used;
+            break;
+        }
+        case P_BODY_LEN:
+        case P_CHUNK_DATA:
+            take = (uint64_t)x->left < n ? (size_t)x->left : n;
+            if (!deliver(x, p, take))
+                return;
+            x->left -= (int64_t)take;
+            if (x->left == 0) {
+                if (x->ps == P_BODY_LEN) {
+                    finish(x, H1_OK, "%s", "");
+                    return;
+                }
+                x->ps = P_CHUNK_END;
+            }
+            break;
+        case P_BODY_EOF:
+            take = n;
+            if (!deliver(x, p, take))
+                return;
+            break;
+        default:
+            take = 1;
+            if (!feed_chunk_byte(x, *p))
+                return;
+            break;
+        }
+        p += take;
+        n -= take;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    h1_exchange *x = h->data;
+    *buf = uv_buf_init(x->rbuf, sizeof x->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    h1_exchange *x = s->data;
+    if (x->over)
+        return;
+    if (nread > 0) {
+        feed(x, buf->base, (size_t)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (nread == UV_EOF && x->ps == P_BODY_EOF)
+        finish(x, H1_OK, "%s", "");
+    else if (!x->got_head && x->write_error)
+        finish(x, H1_E_PROTOCOL, "cannot send the request to %s port %u: %s", x->host, x->port,
+               uv_strerror(x->write_error));
+    else if (nread == UV_EOF && !x->got_head && x->headbuf.len == 0)
+        finish(x, H1_E_PROTOCOL, "%s port %u closed the connection without an answer", x->host, x->port);
+    else if (nread == UV_EOF)
+        finish(x, H1_E_PROTOCOL, "%s port %u closed the connection before the whole response arrived", x->host,
+               x->port);
+    else
+        finish(x, H1_E_PROTOCOL, "the connection to %s port %u broke: %s", x->host, x->port, uv_strerror((int)nread));
+}
+
+/* ---- the request ---- */
+
+static void send_more(h1_exchange *x);
+
+static void on_written(uv_write_t *w, int status)
+{
+    h1_exchange *x = w->data;
+    if (x->over || status == UV_ECANCELED)
+        return;
+    if (status < 0) {
+        x->write_error = status; /* the answer, if one comes, says why; else on_read reports this */
+        return;
+    }
+    send_more(x);
+}
+
+/* Sends the next piece of a streamed body, if any is left. */
+static void send_more(h1_exchange *x)
+{
+    if (!x->cb.read_body || x->body_sent >= x->body_size)
+        return;
+    size_t want = sizeof x->sbuf;
+    if ((uint64_t)(x->body_size - x->body_sent) < want)
+        want = (size_t)(x->body_size - x->body_sent);
+    size_t got = x->cb.read_body(x->arg, x->sbuf, want);
+    if (x->over)
+        return;
+    if (got == H1_BODY_ABORT || got == 0 || got > want) {
+        finish(x, H1_E_ABORTED, "the request body source failed");
+        return;
+    }
+    x->body_sent += (int64_t)got;
+    uv_buf_t b = uv_buf_init(x->sbuf, (unsigned)got);
+    int rc = uv_write(&x->write_req, (uv_stream_t *)&x->tcp, &b, 1, on_written);
+    if (rc < 0)
+        x->write_error = rc;
+}
+
+static void connect_next(h1_exchange *x);
+
+static void on_tcp_closed_next(uv_handle_t *h)
+{
+    h1_exchange *x = h->data;
+    if (x->over) {
+        x_came_back(x);
+        return;
+    }
+    x->pending--; /* not the last: the timers are open while the exchange is not over */
+    connect_next(x);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    h1_exchange *x = req->data;
+    if (x->over || status == UV_ECANCELED)
+        return;
+    if (status < 0) {
+        x->last_error = status;
+        tcp_close(x, on_tcp_closed_next);
+        return;
+    }
+    uv_timer_stop(&x->connect_timer);
+    uv_tcp_nodelay(&x->tcp, 1);
+    int rc = uv_read_start((uv_stream_t *)&x->tcp, on_alloc, on_read);
+    uv_buf_t b = uv_buf_init(x->out, (unsigned)x->out_len);
+    if (rc == 0)
+        rc = uv_write(&x->write_req, (uv_stream_t *)&x->tcp, &b, 1, on_written);
+    if (rc < 0)
+        finish(x, H1_E_CONNECT, "cannot talk to %s port %u: %s", x->host, x->port, uv_strerror(rc));
+}
+
+/* The next address to try: the literal (once), else the resolver's list. */
+static const struct sockaddr *next_address(h1_exchange *x)
+{
+    if (x->literal.ss_family != AF_UNSPEC) {
+        if (x->literal_tried)
+            return NULL;
+        x->literal_tried = true;
+        return (const struct sockaddr *)&x->literal;
+    }
+    while (x->ai_next) {
+        struct addrinfo *a = x->ai_next;
+        x->ai_next = a->ai_next;
+        if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
+            return a->ai_addr;
+    }
+    return NULL;
+}
+
+static void connect_next(h1_exchange *x)
+{
+    for (const struct sockaddr *sa; (sa = next_address(x));) {
+        int rc = uv_tcp_init(x->loop, &x->tcp);
+        if (rc < 0) {
+            x->last_error = rc;
+            continue;
+        }
+        x->tcp.data = x;
+        x->tcp_live = true;
+        x->pending++;
+        rc = uv_tcp_connect(&x->connect_req, &x->tcp, sa, on_connect);
+        if (rc == 0)
+            return;
+        x->last_error = rc;
+        tcp_close(x, on_tcp_closed_next);
+        return;
+    }
+    finish(x, H1_E_CONNECT, "cannot connect to %s port %u: %s", x->host, x->port,
+           x->last_error ? uv_strerror(x->last_error) : "no address");
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+    h1_exchange *x = req->data;
+    x->ai = ai;
+    x->resolving = false;
+    x->pending--; /* not the last while the timers are open; after x_stop they may be closed already */
+    if (x->over) {
+        if (x->pending == 0)
+            x_free(x);
+        return;
+    }
+    if (status < 0) {
+        finish(x, H1_E_CONNECT, "cannot resolve %s: %s", x->host, uv_strerror(status));
+        return;
+    }
+    x->ai_next = ai;
+    connect_next(x);
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    h1_exchange *x = t->data;
+    finish(x, H1_E_TIMEOUT, "no connection to %s port %u within %llu ms", x->host, x->port,
+           (unsigned long long)x->connect_timeout_ms);
+}
+
+static void on_total_timeout(uv_timer_t *t)
+{
+    h1_exchange *x = t->data;
+    finish(x, H1_E_TIMEOUT, "no complete response from %s port %u within %llu ms", x->host, x->port,
+           (unsigned long long)x->timeout_ms);
+}
+
+/* The exchange begins on the next loop turn, so that even a failure at once reaches on_done after h1_start()
+ * has returned the handle. */
+static void on_begin(uv_timer_t *t)
+{
+    h1_exchange *x = t->data;
+    if (x->connect_timeout_ms)
+        uv_timer_start(&x->connect_timer, on_connect_timeout, x->connect_timeout_ms, 0);
+    if (x->timeout_ms)
+        uv_timer_start(&x->total_timer, on_total_timeout, x->timeout_ms, 0);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&x->literal;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&x->literal;
+    if (uv_ip4_addr(x->host, x->port, v4) == 0 || uv_ip6_addr(x->host, x->port, v6) == 0) {
+        connect_next(x); /* an address literal: no resolver, no thread */
+        return;
+    }
+    memset(&x->literal, 0, sizeof x->literal);
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)x->port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    int rc = uv_getaddrinfo(x->loop, &x->gai, on_resolved, x->host, service, &hints);
+    if (rc < 0) {
+        finish(x, H1_E_CONNECT, "cannot resolve %s: %s", x->host, uv_strerror(rc));
+        return;
+    }
+    x->resolving = true;
+    x->pending++;
+}
+
+h1_exchange *h1_start(uv_loop_t *loop, const h1_request *req, const h1_callbacks *cb, void *arg)
+{
+    if (!loop || !req || !cb || !req->host || !req->host[0] || !req->head || !req->head_len || !cb->on_head ||
+        !cb->on_body || !cb->on_done || (req->body_size > 0 && (!cb->read_body || req->body)))
+        return NULL;
+    h1_exchange *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->loop = loop;
+    x->cb = *cb;
+    x->arg = arg;
+    x->port = req->port;
+    x->host = strdup(req->host);
+    x->out_len = req->head_len + (req->body ? req->body_len : 0);
+    x->out = malloc(x->out_len);
+    if (!x->host || !x->out) {
+        x_free(x);
+        return NULL;
+    }
+    memcpy(x->out, req->head, req->head_len);
+    if (req->body && req->body_len)
+        memcpy(x->out + req->head_len, req->body, req->body_len);
+    if (!cb->read_body || req->body_size <= 0)
+        x->cb.read_body = NULL;
+    x->body_size = x->cb.read_body ? req->body_size : 0;
+    x->head_only = req->head_only;
+    x->connect_timeout_ms = req->connect_timeout_ms;
+    x->timeout_ms = req->timeout_ms;
+    x->connect_req.data = x->write_req.data = x->gai.data = x;
+    uv_timer_init(loop, &x->connect_timer);
+    uv_timer_init(loop, &x->total_timer);
+    x->connect_timer.data = x->total_timer.data = x;
+    x->pending = 2;
+    uv_timer_start(&x->connect_timer, on_begin, 0, 0);
+    return x;
+}
+
+/* ---- URLs ---- */
+
+static bool url_chars_ok(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+int h1_url_parse(const char *url, h1_url *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *p;
+    if (!url || !url_chars_ok(url))
+        return -1;
+    if (!strncasecmp(url, "http://", 7))
+        p = url + 7;
+    else if (!strncasecmp(url, "https://", 8))
+        p = url + 8, out->https = true;
+    else
+        return -1;
+    size_t alen = strcspn(p, "/?#");
+    const char *aend = p + alen, *host = p, *hend;
+    if (memchr(p, '@', alen))
+        return -1;
+    if (*p == '[') {
+        host = p + 1;
+        hend = memchr(host, ']', (size_t)(aend - host));
+        if (!hend)
+            return -1;
+        p = hend + 1;
+    } else {
+        hend = memchr(p, ':', alen);
+        if (!hend)
+            hend = aend;
+        p = hend;
+    }
+    size_t hlen = (size_t)(hend - host);
+    if (hlen == 0 || hlen >= sizeof out->host)
+        return -1;
+    memcpy(out->host, host, hlen);
+    out->port = out->https ? 443 : 80;
+    if (p < aend) {
+        if (*p != ':' || p + 1 == aend)
+            return -1;
+        unsigned long port = 0;
+        for (p++; p < aend; p++) {
+            if (!isdigit((unsigned char)*p) || (port = port * 10 + (unsigned long)(*p - '0')) > 65535)
+                return -1;
+        }
+        if (port == 0)
+            return -1;
+        out->port = (uint16_t)port;
+        out->port_given = true;
+    }
+    out->target = aend;
+    out->target_len = strcspn(aend, "#");
+    return 0;
+}
+
+char *h1_url_resolve(const char *base, const char *location)
+{
+    h1_url u;
+    if (!location || h1_url_parse(base, &u) < 0)
+        return NULL;
+    strbuf b = STRBUF_INIT;
+    if (!strncasecmp(location, "http://", 7) || !strncasecmp(location, "https://", 8)) {
+        strbuf_puts(&b, location);
+    } else if (location[0] == '/' && location[1] == '/') {
+        strbuf_printf(&b, "%s:%s", u.https ? "https" : "http", location);
+    } else {
+        strbuf_append(&b, base, (size_t)(u.target - base)); /* scheme and authority */
+        if (location[0] == '/') {
+            strbuf_puts(&b, location);
+        } else {
+            size_t plen = strcspn(u.target, "?#");
+            const char *slash = NULL;
+            for (size_t i = 0; i < plen; i++)
+                if (u.target[i] == '/')
+                    slash = u.target + i;
+            if (slash)
+                strbuf_append(&b, u.target, (size_t)(slash + 1 - u.target));
+            else
+                strbuf_putc(&b, '/');
+            strbuf_puts(&b, location);
+        }
+    }
+    if (b.oom) {
+        strbuf_free(&b);
+        return NULL;
+    }
+    return strbuf_detach(&b, NULL);
+}
