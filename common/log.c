@@ -20,6 +20,10 @@
 #include <unistd.h>
 
 #define LOG_MSG_MAX 16384    /* bytes of message kept per line */
+/* Lines up to this size are formatted on the stack; longer ones (rare) in heap buffers of LOG_MSG_MAX. Two
+ * LOG_MSG_MAX arrays on the stack would make every log call touch 32 KiB of stack, which then stays resident for
+ * the life of the process (an idle agent's stack is otherwise a few KiB). */
+#define LOG_MSG_SMALL 1024
 #define LOG_SECRETS_MAX 16   /* a process holds a handful of tokens */
 #define LOG_SECRET_MIN 4     /* shorter strings would redact ordinary words */
 #define LOG_TOKEN_HEX_MIN 32 /* a pool token ends in 64 hex digits; half of that is enough to be sure */
@@ -256,14 +260,24 @@ void log_vwrite(log_level level, const char *module, const char *fmt, va_list ap
     if ((unsigned)level > LOG_ERROR)
         level = LOG_ERROR;
 
-    char raw[LOG_MSG_MAX + 1];
-    char msg[LOG_MSG_MAX + 1];
-    int n = vsnprintf(raw, sizeof raw, fmt ? fmt : "", ap);
+    char raw_small[LOG_MSG_SMALL], msg_small[LOG_MSG_SMALL];
+    char *raw = raw_small, *msg = msg_small, *big = NULL;
+    size_t cap = sizeof raw_small;
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(raw, cap, fmt ? fmt : "", ap);
+    if (n >= 0 && (size_t)n >= cap && (big = malloc(2 * (LOG_MSG_MAX + 1)))) {
+        raw = big; /* without memory the line is kept cut to the small buffer */
+        msg = big + LOG_MSG_MAX + 1;
+        cap = LOG_MSG_MAX + 1;
+        vsnprintf(raw, cap, fmt ? fmt : "", again);
+    }
+    va_end(again);
     if (n < 0)
         n = 0;
-    bool cut = (size_t)n > LOG_MSG_MAX;
-    size_t rawlen = cut ? LOG_MSG_MAX : (size_t)n;
-    if (redact(raw, rawlen, cut, msg, sizeof msg))
+    bool cut = (size_t)n > cap - 1;
+    size_t rawlen = cut ? cap - 1 : (size_t)n;
+    if (redact(raw, rawlen, cut, msg, cap))
         cut = true;
     size_t msglen = strlen(msg);
     if (cut)
@@ -300,6 +314,7 @@ void log_vwrite(log_level level, const char *module, const char *fmt, va_list ap
     if (!line.oom)
         write_all(line.data, line.len);
     strbuf_free(&line);
+    free(big);
 }
 
 void log_write(log_level level, const char *module, const char *fmt, ...)

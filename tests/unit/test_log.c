@@ -324,6 +324,30 @@ static void long_message_is_truncated_with_marker(void **state)
     free(big);
 }
 
+/* Messages between the stack buffer (1 KiB) and the 16 KiB limit are kept whole, secrets in them redacted. */
+static void mid_sized_message_is_kept_whole(void **state)
+{
+    (void)state;
+    size_t n = 6000;
+    char *mid = malloc(n + 1);
+    assert_non_null(mid);
+    memset(mid, 'q', n); /* not a hex digit: a pool token ends where the q's begin */
+    mid[n] = '\0';
+    memcpy(mid + 3000, "apt_pool-x_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 75);
+    capture c;
+    capture_start(&c);
+    log_info("t", "%s", mid);
+    char *out = capture_end(&c);
+    assert_int_equal(count_lines(out), 1);
+    assert_null(strstr(out, "(truncated)"));
+    assert_null(strstr(out, "0123456789abcdef0123"));
+    assert_non_null(strstr(out, "[REDACTED]"));
+    assert_true(strlen(out) > n - 75);
+    assert_string_equal(out + strlen(out) - 4, "qqq\n");
+    free(out);
+    free(mid);
+}
+
 /* A cut that falls inside a secret or a pool token redacts what is left of it: no prefix of a secret leaks. */
 static void truncation_never_leaks_part_of_a_secret(void **state)
 {
@@ -462,6 +486,7 @@ int main(void)
         cmocka_unit_test_setup(redact_output_is_bounded_and_terminated, setup),
         cmocka_unit_test_setup(token_scan_stays_fast_on_pathological_input, setup),
         cmocka_unit_test_setup(long_message_is_truncated_with_marker, setup),
+        cmocka_unit_test_setup(mid_sized_message_is_kept_whole, setup),
         cmocka_unit_test_setup(truncation_never_leaks_part_of_a_secret, setup),
         cmocka_unit_test_setup(truncation_keeps_utf8_whole, setup),
         cmocka_unit_test_setup(each_line_is_one_write, setup),
