@@ -9,6 +9,11 @@
  * parsed whole; the body is handed on in the pieces it arrived in, framed by Content-Length, by chunked transfer
  * coding (extensions and trailers skipped), or by the end of the connection.
  *
+ * A host name is looked up by getaddrinfo on a thread started for that lookup, which ends with it (curl's threaded
+ * resolver does the same). uv_getaddrinfo would start libuv's pool of four threads at the first lookup and keep
+ * them for the life of the process, and the agent is meant to idle with one thread. The lookup has a life of its
+ * own: an exchange that ends first detaches from it, and the answer is dropped when it comes.
+ *
  * Lifetimes: the exchange owns two timers, the TCP handle (re-created for each address tried) and, while a name is
  * being resolved, a getaddrinfo request. `pending` counts those that have not come back (close callbacks, the
  * resolver's callback); once the exchange is over (`over`: on_done called or h1_abort()) the last one to come back
@@ -16,7 +21,9 @@
 #include "iac/h1.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +35,15 @@
 #define H1_MAX_HEAD    (64 * 1024) /* a response head larger than this is refused */
 #define H1_READ_CHUNK  (16 * 1024) /* one read, and one piece of a streamed request body */
 #define H1_MAX_CHUNK   ((uint64_t)1 << 60)
+
+/* A name lookup, on a thread of its own; see the top of the file. */
+typedef struct h1_lookup {
+    uv_async_t          async; /* the thread's "done", on the loop */
+    struct h1_exchange *x;     /* NULL once the exchange has gone */
+    char                host[256], service[8];
+    struct addrinfo    *ai;
+    int                 rc;    /* getaddrinfo's */
+} h1_lookup;
 
 typedef enum {
     P_HEAD,       /* gathering the status line and headers */
@@ -52,7 +68,7 @@ struct h1_exchange {
     uint64_t         connect_timeout_ms, timeout_ms;
 
     uv_timer_t       connect_timer, total_timer;
-    uv_getaddrinfo_t gai;
+    h1_lookup       *lookup;       /* the name lookup under way, or NULL */
     struct addrinfo *ai, *ai_next; /* the resolver's answer; the next address to try */
     struct sockaddr_storage literal;
     bool             literal_tried;
@@ -64,7 +80,6 @@ struct h1_exchange {
     int              write_error;  /* a failed write, reported only if no response comes */
     unsigned         pending;
     bool             over;
-    bool             resolving;    /* gai is with the resolver */
 
     parse_state      ps;
     strbuf           headbuf;
@@ -83,7 +98,7 @@ struct h1_exchange {
 static void x_free(h1_exchange *x)
 {
     if (x->ai)
-        uv_freeaddrinfo(x->ai);
+        freeaddrinfo(x->ai);
     strbuf_free(&x->headbuf);
     free(x->host);
     free(x->out);
@@ -111,8 +126,11 @@ static void x_stop(h1_exchange *x)
 {
     x->over = true;
     x->pending++; /* held until the end of this function, so that nothing frees x under us */
-    if (x->resolving)
-        uv_cancel((uv_req_t *)&x->gai); /* its callback still comes, with UV_EAI_CANCELED */
+    if (x->lookup) { /* its answer will find no exchange and be dropped */
+        x->lookup->x = NULL;
+        x->lookup = NULL;
+        x->pending--;
+    }
     tcp_close(x, on_closed);
     if (!uv_is_closing((uv_handle_t *)&x->connect_timer)) {
         uv_close((uv_handle_t *)&x->connect_timer, on_closed);
@@ -533,23 +551,73 @@ static void connect_next(h1_exchange *x)
            x->last_error ? uv_strerror(x->last_error) : "no address");
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+/* ---- name lookups ---- */
+
+static void *lookup_run(void *arg)
 {
-    h1_exchange *x = req->data;
-    x->ai = ai;
-    x->resolving = false;
-    x->pending--; /* not the last while the timers are open; after x_stop they may be closed already */
-    if (x->over) {
-        if (x->pending == 0)
-            x_free(x);
+    h1_lookup *l = arg;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+    l->rc = getaddrinfo(l->host, l->service, &hints, &l->ai);
+    uv_async_send(&l->async); /* after this the thread touches nothing of l */
+    return NULL;
+}
+
+static void lookup_closed(uv_handle_t *h)
+{
+    h1_lookup *l = h->data;
+    if (l->ai)
+        freeaddrinfo(l->ai);
+    free(l);
+}
+
+static void on_lookup_done(uv_async_t *a)
+{
+    h1_lookup *l = a->data;
+    h1_exchange *x = l->x;
+    uv_close((uv_handle_t *)&l->async, lookup_closed);
+    if (!x)
+        return;
+    x->lookup = NULL;
+    x->pending--; /* not the last: the timers are open while the exchange is not over */
+    if (l->rc != 0) {
+        finish(x, H1_E_CONNECT, "cannot resolve %s: %s", x->host, gai_strerror(l->rc));
         return;
     }
-    if (status < 0) {
-        finish(x, H1_E_CONNECT, "cannot resolve %s: %s", x->host, uv_strerror(status));
-        return;
-    }
-    x->ai_next = ai;
+    x->ai = x->ai_next = l->ai;
+    l->ai = NULL;
     connect_next(x);
+}
+
+/* Starts the lookup of x->host. 0, or a negative errno (nothing started). */
+static int lookup_start(h1_exchange *x)
+{
+    h1_lookup *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    snprintf(l->host, sizeof l->host, "%s", x->host);
+    snprintf(l->service, sizeof l->service, "%u", (unsigned)x->port);
+    int rc = uv_async_init(x->loop, &l->async, on_lookup_done);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    l->async.data = l;
+    pthread_attr_t attr;
+    pthread_t tid;
+    rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&tid, &attr, lookup_run, l);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&l->async, lookup_closed);
+        return -rc;
+    }
+    l->x = x;
+    x->lookup = l;
+    x->pending++;
+    return 0;
 }
 
 static void on_connect_timeout(uv_timer_t *t)
@@ -582,16 +650,9 @@ static void on_begin(uv_timer_t *t)
         return;
     }
     memset(&x->literal, 0, sizeof x->literal);
-    char service[8];
-    snprintf(service, sizeof service, "%u", (unsigned)x->port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    int rc = uv_getaddrinfo(x->loop, &x->gai, on_resolved, x->host, service, &hints);
-    if (rc < 0) {
-        finish(x, H1_E_CONNECT, "cannot resolve %s: %s", x->host, uv_strerror(rc));
-        return;
-    }
-    x->resolving = true;
-    x->pending++;
+    int rc = lookup_start(x);
+    if (rc < 0)
+        finish(x, H1_E_CONNECT, "cannot resolve %s: no resolver thread: %s", x->host, uv_strerror(rc));
 }
 
 h1_exchange *h1_start(uv_loop_t *loop, const h1_request *req, const h1_callbacks *cb, void *arg)
@@ -622,7 +683,7 @@ h1_exchange *h1_start(uv_loop_t *loop, const h1_request *req, const h1_callbacks
     x->head_only = req->head_only;
     x->connect_timeout_ms = req->connect_timeout_ms;
     x->timeout_ms = req->timeout_ms;
-    x->connect_req.data = x->write_req.data = x->gai.data = x;
+    x->connect_req.data = x->write_req.data = x;
     uv_timer_init(loop, &x->connect_timer);
     uv_timer_init(loop, &x->total_timer);
     x->connect_timer.data = x->total_timer.data = x;
