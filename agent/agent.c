@@ -1,16 +1,17 @@
 /* agent.c — the agent's lifecycle state machine; see agent.h.
  *
- * The story, in order: agent_register → on_registered → agent_fetch_creds → on_creds → agent_connect →
- * cc_opened (heartbeat at once, then every 10 s) … cc_closed → agent_connect again after a jittered backoff, or
- * agent_register after a 403, or the token path after a 401. SIGTERM: agent_drain(exit) → a last heartbeat that
- * says "draining" → clean close → agent_finish. Every libuv handle of the struct is closed in agent_finish, so the
- * loop returns by itself. */
+ * The story, in order: agent_register → on_registered → agent_fetch_creds and agent_connect side by side →
+ * cc_opened (heartbeat at once, then every 10 s; messages held until on_creds ends the first fetch) … cc_closed →
+ * agent_connect again after a jittered backoff, or agent_register after a 403, or the token path after a 401.
+ * SIGTERM: agent_drain(exit) → a last heartbeat that says "draining" → clean close → agent_finish. Every libuv
+ * handle of the struct is closed in agent_finish, so the loop returns by itself. */
 #include "agent.h"
 
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ extern char **environ;
 #define RETRY_BASE_MS 500
 #define RETRY_CAP_MS 30000
 #define EXIT_FLUSH_MS 600             /* longest wait for the last heartbeat and close handshake on exit */
+#define AGENT_LWS_FD_LIMIT 256        /* status connections (what a server of its own would allow) + the C&C socket */
 
 enum { CREDS_INITIAL = 0, CREDS_PERIODIC, CREDS_COMMAND };
 
@@ -53,8 +55,7 @@ int64_t agent_now_ms(void)
 
 const char *agent_phase_name(agent_phase p)
 {
-    static const char *const names[] = { "registering", "fetching_credentials", "connecting", "connected",
-                                         "stopping" };
+    static const char *const names[] = { "registering", "connecting", "connected", "stopping" };
     return (unsigned)p < sizeof names / sizeof names[0] ? names[p] : "unknown";
 }
 
@@ -62,6 +63,7 @@ bool agent_ready(const agent *a) { return a->registered && a->phase == AGENT_CON
 
 static void agent_save(agent *a)
 {
+    a->identity_unsaved = false; /* every save writes the identity too */
     int rc = store_save(a->opt->data_dir, &a->store);
     if (rc < 0)
         log_error("agent", "cannot save state in %s: %s (the slot table is kept in memory)", a->opt->data_dir,
@@ -193,10 +195,12 @@ static void on_registered(const httpc_response *r, void *arg)
     a->registered = true;
     a->n.registrations++;
     backoff_reset(&a->reg_backoff);
-    agent_save(a);
+    /* Saved (with an fsync of file and directory, ~0.5 ms or more) once the first frames are out: nothing needs
+     * the new id on disk before that, and an agent that dies sooner registers again anyway. */
+    a->identity_unsaved = true;
     log_info("agent", "registered as %s in pool %s", a->store.agent_id, a->store.pool_id);
-    a->phase = AGENT_FETCHING_CREDS;
     agent_fetch_creds(a, CREDS_INITIAL);
+    agent_connect(a);
 }
 
 static void agent_register(agent *a)
@@ -230,6 +234,8 @@ static void agent_send_credentials_refreshed(agent *a, int count)
     cc_send(a->cc, &m);
 }
 
+static void agent_creds_settle(agent *a);
+
 static void on_creds(const httpc_response *r, void *arg)
 {
     agent *a = arg;
@@ -251,8 +257,7 @@ static void on_creds(const httpc_response *r, void *arg)
         http_failure(r, err, sizeof err);
         log_warn("agent", "registry credentials not fetched (the next refresh retries): %s", err);
     }
-    if (why == CREDS_INITIAL && a->phase == AGENT_FETCHING_CREDS)
-        agent_connect(a);
+    agent_creds_settle(a);
 }
 
 static void agent_fetch_creds(agent *a, int why)
@@ -267,8 +272,10 @@ static void agent_fetch_creds(agent *a, int why)
     httpc_req req = { .method = "GET", .url = url, .bearer = a->opt->token, .mode = HTTPC_PLAIN };
     a->creds_why = why;
     a->creds_call = httpc_request(a->http, &req, on_creds, a);
-    if (!a->creds_call && why == CREDS_INITIAL)
-        agent_connect(a);
+    if (!a->creds_call) {
+        log_warn("agent", "registry credentials not fetched: the request could not be started");
+        agent_creds_settle(a); /* as a failed fetch: tasks go on without (ref §1.3, failures are ignored) */
+    }
 }
 
 static void on_creds_timer(uv_timer_t *t)
@@ -317,11 +324,28 @@ static void cc_opened(void *arg)
     recovery_report(a->recov);
 }
 
+/* Everything queued is on the wire: the first time after a registration, the moment to write its identity. The
+ * first time at all, start-up is over: its transient allocations (the largest, lws listing its library directory
+ * for plugins, ~90 KiB) are freed but their pages stay in the heap, so they are handed back to the kernel once —
+ * about 80 KiB of an idle agent's RSS (bench/README.md). */
+static void cc_drained(void *arg)
+{
+    agent *a = arg;
+    if (a->identity_unsaved)
+        agent_save(a);
+    if (!a->heap_trimmed) {
+        malloc_trim(0);
+        a->heap_trimmed = true;
+    }
+}
+
 static void cc_closed(int http_status, const char *reason, void *arg)
 {
     agent *a = arg;
     bool was_open = a->phase == AGENT_CONNECTED;
     uv_timer_stop(&a->hb_timer);
+    if (a->identity_unsaved)
+        agent_save(a);
     if (a->phase == AGENT_STOPPING || a->exiting) {
         agent_finish_soon(a);
         return;
@@ -390,10 +414,18 @@ static void agent_on_run_task(agent *a, const proto_run_task *rt)
 /* Live log frames may use only half of the C&C queue, so that heartbeats and task reports always find room. */
 #define LIVE_LOG_QUEUE_SHARE 128
 
+/* Whether a live log frame would be queued now; the executor asks before building one, so that a flood of output
+ * the queue cannot take costs no formatting. */
+static bool exec_live_ready(void *arg)
+{
+    agent *a = arg;
+    return cc_is_open(a->cc) && cc_queued(a->cc) < LIVE_LOG_QUEUE_SHARE;
+}
+
 static int exec_send(const proto_msg *m, void *arg)
 {
     agent *a = arg;
-    if (m->type == MSG_LOG_STREAM && cc_queued(a->cc) >= LIVE_LOG_QUEUE_SHARE)
+    if (m->type == MSG_LOG_STREAM && !exec_live_ready(a))
         return -1;
     return cc_send(a->cc, m);
 }
@@ -434,9 +466,8 @@ static void exec_finished(uint64_t task_id, int outcome, void *arg)
     agent_request_work(a);
 }
 
-static void cc_message(const proto_msg *m, void *arg)
+static void agent_handle_message(agent *a, const proto_msg *m)
 {
-    agent *a = arg;
     switch (m->type) {
     case MSG_RUN_TASK:
         agent_on_run_task(a, &m->u.run_task);
@@ -469,6 +500,95 @@ static void cc_message(const proto_msg *m, void *arg)
     }
 }
 
+/* ---- messages that wait for the first credentials (see agent.h) ------------------------------------------- */
+
+/* At most this many messages wait; a plane that sends more before the credentials come has them handled at once
+ * (the wait ends early, with a warning). A ~1 ms wait sees a run_task or two. */
+#define HELD_MAX 64
+
+/* A held message, kept as its encoded frame (the decoded one points into memory freed after cc_message). */
+struct held_msg {
+    struct held_msg *next;
+    size_t           len;
+    char             frame[];
+};
+
+static void held_clear(agent *a)
+{
+    while (a->held) {
+        struct held_msg *next = a->held->next;
+        free(a->held);
+        a->held = next;
+    }
+    a->held_tail = &a->held;
+    a->n_held = 0;
+}
+
+/* Keeps m for later. 0, or -1 when it cannot be kept (the queue is full, out of memory, a type without an
+ * encoding: MSG_UNKNOWN, which is ignored anyway). */
+static int held_push(agent *a, const proto_msg *m)
+{
+    if (a->n_held >= HELD_MAX)
+        return -1;
+    size_t len = 0;
+    char *frame = proto_encode(m, &len);
+    struct held_msg *h = frame ? malloc(sizeof *h + len + 1) : NULL;
+    if (!h) {
+        free(frame);
+        return -1;
+    }
+    h->next = NULL;
+    h->len = len;
+    memcpy(h->frame, frame, len + 1);
+    free(frame);
+    if (!a->held_tail)
+        a->held_tail = &a->held;
+    *a->held_tail = h;
+    a->held_tail = &h->next;
+    a->n_held++;
+    return 0;
+}
+
+/* The first credentials fetch has ended: handle what waited, in the order it came. A message handled here may
+ * start another fetch (refresh_credentials) or more work; none of it waits any more. */
+static void agent_creds_settle(agent *a)
+{
+    if (a->creds_settled)
+        return;
+    a->creds_settled = true;
+    while (a->held && a->phase != AGENT_STOPPING) {
+        struct held_msg *h = a->held;
+        a->held = h->next;
+        if (!a->held)
+            a->held_tail = &a->held;
+        a->n_held--;
+        proto_msg m;
+        char err[256];
+        if (proto_decode(h->frame, h->len, &m, err, sizeof err) == PROTO_OK)
+            agent_handle_message(a, &m);
+        else
+            log_warn("agent", "a held C&C message could not be read back: %s", err);
+        proto_msg_free(&m);
+        free(h);
+    }
+    held_clear(a);
+}
+
+static void cc_message(const proto_msg *m, void *arg)
+{
+    agent *a = arg;
+    if (!a->creds_settled) {
+        if (held_push(a, m) == 0)
+            return;
+        if (m->type != MSG_UNKNOWN) {
+            log_warn("agent", "C&C messages keep coming before the registry credentials (%d held): handling them "
+                     "now", a->n_held);
+            agent_creds_settle(a);
+        }
+    }
+    agent_handle_message(a, m);
+}
+
 /* ---- draining and exit ----------------------------------------------------------------------------------- */
 
 static void on_close_handle(uv_handle_t *h)
@@ -498,11 +618,17 @@ static void agent_finish(agent *a)
     cc_free(a->cc);
     a->cc = NULL;
     status_stop(a);
+    /* Both users of the lws context are gone: with the agent's reference the context goes (a few loop turns). */
+    lwsloop_share_unref(a->lws, NULL, NULL);
+    a->lws = NULL;
+    held_clear(a);
+    if (a->identity_unsaved)
+        agent_save(a);
     uv_handle_t *handles[] = { (uv_handle_t *)&a->retry_timer, (uv_handle_t *)&a->hb_timer,
                                (uv_handle_t *)&a->hb_soon_timer, (uv_handle_t *)&a->creds_timer,
                                (uv_handle_t *)&a->exit_timer, (uv_handle_t *)&a->drain_timer,
-                               (uv_handle_t *)&a->sig_term,
-                               (uv_handle_t *)&a->sig_int };
+                               (uv_handle_t *)&a->sig_term, (uv_handle_t *)&a->sig_int,
+                               (uv_handle_t *)&a->status_idle, (uv_handle_t *)&a->status_check };
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], on_close_handle);
@@ -656,13 +782,16 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
     backoff_init(&a->cc_backoff, RETRY_BASE_MS, RETRY_CAP_MS, seed * 2654435761u + 1);
     httpc_opts hopts = { .ca_file = opt->ssl_cert_file };
     a->http = httpc_new(loop, &hopts);
-    static const cc_handlers h = { cc_opened, cc_closed, cc_message, NULL };
-    a->cc = a->http ? cc_new(loop, &h, a) : NULL;
+    /* One lws context for the C&C client and the status server: each context costs lws 4.1.6 a listing of its
+     * library directory (~0.8 ms at every start). */
+    a->lws = a->http ? lwsloop_share_new(loop, AGENT_LWS_FD_LIMIT) : NULL;
+    static const cc_handlers h = { cc_opened, cc_closed, cc_message, cc_drained };
+    a->cc = a->lws ? cc_new(loop, a->lws, &h, a) : NULL;
     if (!a->http || !a->cc) {
         snprintf(err, errlen, "cannot initialise the %s client", a->http ? "WebSocket" : "HTTP");
         httpc_free(a->http);
         a->http = NULL;
-        return -1;
+        return -1; /* agent_dispose() lets go of the lws context */
     }
     executor_config xc = { .loop = loop, .http = a->http, .base_url = a->base_url, .token = &opt->token,
                            .data_dir = opt->data_dir, .engine_path = opt->engine_path,
@@ -670,7 +799,8 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
                            .init_retry_wait_ms = opt->init_retry_wait_ms,
                            .state_retry_wait_ms = opt->state_retry_wait_ms, .task_timeout_ms = opt->task_timeout_ms,
                            .cancel_grace_ms = opt->cancel_grace_ms, .slots = &a->store.slots, .send = exec_send,
-                           .slots_changed = exec_slots_changed, .finished = exec_finished, .arg = a };
+                           .live_ready = exec_live_ready, .slots_changed = exec_slots_changed,
+                           .finished = exec_finished, .arg = a };
     a->exec = executor_new(&xc);
     if (!a->exec) {
         snprintf(err, errlen, "cannot initialise the task executor");
@@ -705,13 +835,34 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
     uv_signal_init(loop, &a->sig_term);
     uv_signal_init(loop, &a->sig_int);
     a->sig_term.data = a->sig_int.data = a;
-    a->handles_open += 2;
+    uv_idle_init(loop, &a->status_idle);
+    uv_check_init(loop, &a->status_check);
+    a->status_idle.data = a->status_check.data = a;
+    a->handles_open += 4;
     return 0;
+}
+
+static void on_status_idle(uv_idle_t *h) { (void)h; }
+
+/* The first loop turn's I/O is done — the registration request went out in it — so the status server's lws
+ * context and listener now cost time the plane spends answering, not time on the way to the first heartbeat. */
+static void on_status_check(uv_check_t *h)
+{
+    agent *a = h->data;
+    char err[512];
+    uv_idle_stop(&a->status_idle);
+    uv_check_stop(&a->status_check);
+    if (a->phase == AGENT_STOPPING || status_start(a, err, sizeof err) == 0)
+        return;
+    log_error("agent", "%s", err);
+    a->exit_code = 1;
+    agent_finish_soon(a);
 }
 
 int agent_start(agent *a, char *err, size_t errlen)
 {
-    if (status_start(a, err, errlen) < 0) {
+    /* Checked before anything reaches the plane: an agent that cannot serve its status does not register. */
+    if (status_probe(a, err, errlen) < 0) {
         agent_finish(a); /* closes the handles; the caller runs the loop to let them close */
         return -1;
     }
@@ -721,6 +872,10 @@ int agent_start(agent *a, char *err, size_t errlen)
     log_info("agent", "iac-agent %s starting: %lld slots, control plane %s (C&C port %lld), data %s", IAC_VERSION,
              (long long)a->opt->slots, a->base_url, (long long)a->opt->cc_port, a->opt->data_dir);
     agent_register(a);
+    /* A check handle runs after the loop's I/O; the idle one keeps that first poll from blocking (a plane that
+     * does not answer must not keep the status server, and the liveness probe, waiting). */
+    uv_idle_start(&a->status_idle, on_status_idle);
+    uv_check_start(&a->status_check, on_status_check);
     return 0;
 }
 
@@ -737,4 +892,7 @@ void agent_dispose(agent *a)
     cc_free(a->cc);
     a->http = NULL;
     a->cc = NULL;
+    lwsloop_share_unref(a->lws, NULL, NULL); /* the caller runs the loop until the context is gone */
+    a->lws = NULL;
+    held_clear(a);
 }

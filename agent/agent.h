@@ -1,11 +1,19 @@
-/* agent.h — the agent's lifecycle (DESIGN §4.3): register → credentials → connect → ready → draining → exit.
+/* agent.h — the agent's lifecycle (DESIGN §4.3): register → credentials while connecting → ready → draining → exit.
  *
  * One struct owns everything the agent process has: options, persisted store (with the slot table), the HTTP
- * client, the C&C session, the status server, timers and signals. Each step starts one asynchronous operation and
- * names the next in its completion callback; failures go back to the step that can repair them (a 403 on the C&C
- * handshake means "register again", a 401 means "re-read the token file or exit 3", anything else means "retry
- * with backoff"). main() owns the struct and the loop; agent_start() arms everything; the loop returns when the
- * agent has finished (exit code in a->exit_code).
+ * client, the one lws context (common/lwsloop) that the status server and the C&C session share, the C&C session,
+ * the status server, timers and signals. Each step starts one asynchronous operation and names the next in its
+ * completion callback; failures go back to the step that can repair them (a 403 on the C&C handshake means
+ * "register again", a 401 means "re-read the token file or exit 3", anything else means "retry with backoff").
+ * main() owns the struct and the loop; agent_start() arms everything; the loop returns when the agent has
+ * finished (exit code in a->exit_code).
+ *
+ * After a registration the registry credentials (ref E2) are fetched while the C&C socket connects, instead of
+ * before (ref §1.3 runs them in turn): E2 needs no agent id and changes nothing at the plane. What the order
+ * guaranteed — credentials on disk before any task starts — is kept by holding every C&C message that arrives
+ * before the first fetch has ended (written, unchanged or failed) and handling them then, in order: to the agent
+ * it is as if the socket had opened after the credentials. The heartbeat goes out at once, so the plane sees the
+ * agent ready one round trip earlier.
  *
  * The status server (status.c) reads this struct and calls agent_drain()/agent_undrain()/
  * agent_release_reservation(); nothing else reaches inside. */
@@ -24,13 +32,13 @@
 #include "iac/backoff.h"
 #include "iac/httpc.h"
 #include "iac/https.h"
+#include "iac/lwsloop.h"
 #include "options.h"
 #include "store.h"
 
 typedef enum {
     AGENT_REGISTERING = 0, /* registration in flight or waiting to retry */
-    AGENT_FETCHING_CREDS,  /* registered; first credentials fetch in flight */
-    AGENT_CONNECTING,      /* C&C connection in flight or waiting to retry */
+    AGENT_CONNECTING,      /* registered; C&C connection (and credentials) in flight, or waiting to retry */
     AGENT_CONNECTED,       /* C&C open: ready */
     AGENT_STOPPING,        /* closing down */
 } agent_phase;
@@ -52,6 +60,7 @@ typedef struct agent {
     uv_loop_t     *loop;
     agent_options *opt;
     httpc         *http;
+    lwsloop_share *lws;        /* the lws context of cc and status; the agent holds a reference until it stops */
     cc_session    *cc;
     https_server  *status;
     executor      *exec;       /* runs tasks in store.slots */
@@ -62,6 +71,13 @@ typedef struct agent {
     bool           registered;
     bool           draining;   /* no new work; set by SIGTERM, /v1/drain or a drain message */
     bool           exiting;    /* SIGTERM received: exit once idle and reported */
+    bool           creds_settled;   /* the first credentials fetch has ended: C&C messages are handled at once */
+    bool           heap_trimmed;     /* start-up's freed heap pages were handed back (once, see cc_drained) */
+    bool           identity_unsaved; /* registered, state.json not yet written: saved once the first frames are
+                                      * out (cc on_drained), so that its fsync is not on the way to the heartbeat */
+    struct held_msg *held;          /* C&C messages received before creds_settled, oldest first (agent.c) */
+    struct held_msg **held_tail;
+    int            n_held;
     int            exit_code;
     int64_t        started_ms; /* Unix ms */
     char           base_url[600];
@@ -73,6 +89,8 @@ typedef struct agent {
     uv_timer_t     creds_timer;     /* registry credentials every 5 minutes */
     uv_timer_t     exit_timer;      /* hard deadline for the final flush */
     uv_timer_t     drain_timer;     /* IAC_AGENT_DRAIN_TIMEOUT: then running tasks are interrupted */
+    uv_idle_t      status_idle;     /* with status_check: the status server starts after the first loop turn's */
+    uv_check_t     status_check;    /* I/O, once the registration request is out (agent_start) */
     uv_signal_t    sig_term;
     uv_signal_t    sig_int;
     void         (*retry_step)(struct agent *a); /* what retry_timer runs */
@@ -84,10 +102,15 @@ typedef struct agent {
     int            handles_open;    /* libuv handles of this struct not yet closed */
 } agent;
 
-/* Prepares a: loads the store (a corrupt file is reported and moved aside), creates the HTTP client and the C&C
- * session. 0, or -1 with a message in err (the caller exits 1). */
+/* Prepares a: loads the store (a corrupt file is reported and moved aside), creates the HTTP client, the lws share
+ * (its context is made when first needed) and the C&C session. 0, or -1 with a message in err (the caller exits
+ * 1). */
 int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t errlen);
-/* Starts the status server, signals and the first registration. 0, or -1 with a message in err. */
+/* Checks that the status address can be listened on, starts signals and the first registration, and the status
+ * server at the end of the loop's first turn: by then the registration request is out, and the ~1 ms that the
+ * lws context and the listener cost overlap the plane's answer. 0, or -1 with a message in err (nothing was sent
+ * to the plane). If the listener still fails in the loop (another process took the port in between), the agent
+ * logs it and exits 1. */
 int agent_start(agent *a, char *err, size_t errlen);
 /* Frees what agent_init/agent_start created; call after uv_run() returned. */
 void agent_dispose(agent *a);

@@ -533,6 +533,20 @@ static int exec_live_send(const proto_log_stream *ls, void *arg)
     return t->x->cfg.send(&m, t->x->cfg.arg);
 }
 
+/* The queue's probe, asked before a live frame is built (tasklog_opts.ready). */
+static bool exec_live_ready(void *arg)
+{
+    exec_task *t = arg;
+    return t->x->cfg.live_ready(t->x->cfg.arg);
+}
+
+static tasklog_opts exec_log_opts(exec_task *t)
+{
+    tasklog_opts lo = { .task_id = t->id, .send = exec_live_send, .send_arg = t,
+                        .ready = t->x->cfg.live_ready ? exec_live_ready : NULL };
+    return lo;
+}
+
 static void step_render(exec_task *t)
 {
     char err[512];
@@ -543,7 +557,7 @@ static void step_render(exec_task *t)
         return;
     }
     snprintf(t->log_path, sizeof t->log_path, "%s/.iac-task.log", t->workdir);
-    tasklog_opts lo = { .task_id = t->id, .send = exec_live_send, .send_arg = t };
+    tasklog_opts lo = exec_log_opts(t);
     rc = tasklog_open(t->log_path, &lo, &t->log);
     if (rc < 0) {
         t->log = NULL;
@@ -567,6 +581,10 @@ static void step_render(exec_task *t)
 /* One resource_status_update frame (ref §3.9, §7.9): the plane records per-resource apply progress from it. */
 static void exec_send_progress(exec_task *t, const planjson_progress *pr)
 {
+    if (t->x->cfg.live_ready && !t->x->cfg.live_ready(t->x->cfg.arg)) {
+        t->x->n.live_frames_dropped++;
+        return;
+    }
     strbuf json = STRBUF_INIT;
     char ts[40];
     planjson_status_update_json(&json, t->id, pr);
@@ -1183,7 +1201,7 @@ static void step_apply_prepare(exec_task *t)
         return;
     }
     snprintf(t->log_path, sizeof t->log_path, "%s/.iac-task.log", t->workdir);
-    tasklog_opts lo = { .task_id = t->id, .send = exec_live_send, .send_arg = t };
+    tasklog_opts lo = exec_log_opts(t);
     rc = tasklog_open(t->log_path, &lo, &t->log);
     if (rc < 0) {
         t->log = NULL;
@@ -1227,7 +1245,7 @@ static void step_restore_plan(exec_task *t)
     }
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/plan.out", t->workdir);
-    int rc = fs_write_atomic(path, bytes, len, 0600);
+    int rc = fs_write_atomic_nosync(path, bytes, len, 0600); /* read at once by terraform: see render.c */
     free(bytes);
     stage_end(t);
     if (rc < 0) {
@@ -1528,6 +1546,8 @@ int executor_run(executor *x, uint64_t task_id, const char *workspace_id, task_a
         t->warm_slot = action == ACTION_APPLY && x->cfg.slots->s[where].status == SLOT_RESERVED;
         slots_start(x->cfg.slots, where, task_id, hint, action, now_ms());
         t->slot = where;
+        /* Saved before anything of the task runs, and cheaply: a save that only takes a slot is not fsync'd
+         * (store.c, "Durability", says why recovery can afford that). */
         x->cfg.slots_changed(x->cfg.arg);
     }
     exec_next(t);

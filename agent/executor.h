@@ -46,6 +46,11 @@ typedef struct {
     slot_table  *slots;
     /* Sends a C&C frame; non-zero when it could not be queued. */
     int  (*send)(const proto_msg *m, void *arg);
+    /* Optional probe: whether send would queue a live log frame (log_stream) now. When it says no, the frame is
+     * counted as dropped without being built — per line of output, when terraform floods the bounded queue. It must
+     * not say no when send would take the frame (e.g. the C&C socket is open and the live share of its queue has
+     * room). NULL: every frame is built and offered to send. */
+    bool (*live_ready)(void *arg);
     /* The slot table changed (persist it, heartbeat soon). */
     void (*slots_changed)(void *arg);
     /* A task ended with an EXEC_* outcome (the slot is already updated). */

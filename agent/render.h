@@ -67,8 +67,9 @@ int render_state(const cJSON *bundle, strbuf *out, char *err, size_t errlen);
 void render_sanitize_name(const char *in, char *out, size_t outlen);
 
 /* Writes every plan-phase file into workdir (created 0700 with its parents when missing), each 0644 and replaced
- * atomically: main.tf.json, provider.tf.json, variables.tf.json, variables.tfvars, outputs.tf.json,
- * remote_data.tf.json, terraform.tfstate, and .terraform.lock.hcl when workspace.terraform_lock_hcl is non-empty.
+ * atomically but not fsync'd (terraform reads them at once; render.c says why): main.tf.json, provider.tf.json,
+ * variables.tf.json, variables.tfvars, outputs.tf.json, remote_data.tf.json, terraform.tfstate, and
+ * .terraform.lock.hcl when workspace.terraform_lock_hcl is non-empty.
  * A file this bundle does not produce is removed if an earlier run left it (ref §7.2 says so for the state; doing
  * it for all keeps a reused directory from mixing two bundles). Everything is rendered before anything is written:
  * a malformed bundle leaves the directory untouched. 0, or -1 with "<file>: <why>" in err. */

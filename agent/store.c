@@ -201,46 +201,123 @@ static void store_write_task_fields(strbuf *b, uint64_t task_id, task_type type,
                   slots_type_name(type), slots_action_name(action));
 }
 
-int store_save(const char *dir, const agent_store *st)
+/* The document; without the running slots when with_running is false (what the durability rule compares). */
+static void store_render(const agent_store *st, bool with_running, strbuf *b)
 {
-    strbuf b = STRBUF_INIT;
-    strbuf_puts(&b, "{\"version\":1,\"agent_id\":\"");
-    strbuf_json_escape(&b, st->agent_id, strlen(st->agent_id));
-    strbuf_puts(&b, "\",\"pool_id\":\"");
-    strbuf_json_escape(&b, st->pool_id, strlen(st->pool_id));
-    strbuf_puts(&b, "\",\"past_ids\":[");
+    strbuf_puts(b, "{\"version\":1,\"agent_id\":\"");
+    strbuf_json_escape(b, st->agent_id, strlen(st->agent_id));
+    strbuf_puts(b, "\",\"pool_id\":\"");
+    strbuf_json_escape(b, st->pool_id, strlen(st->pool_id));
+    strbuf_puts(b, "\",\"past_ids\":[");
     for (int i = 0; i < st->n_past_ids; i++) {
-        strbuf_puts(&b, i ? ",\"" : "\"");
-        strbuf_json_escape(&b, st->past_ids[i], strlen(st->past_ids[i]));
-        strbuf_putc(&b, '"');
+        strbuf_puts(b, i ? ",\"" : "\"");
+        strbuf_json_escape(b, st->past_ids[i], strlen(st->past_ids[i]));
+        strbuf_putc(b, '"');
     }
-    strbuf_puts(&b, "],\"slots\":[");
+    strbuf_puts(b, "],\"slots\":[");
     bool first = true;
     for (int i = 0; i < st->slots.n; i++) {
         const slot *s = &st->slots.s[i];
-        if (s->status == SLOT_IDLE)
+        if (s->status == SLOT_IDLE || (s->status == SLOT_RUNNING && !with_running))
             continue;
-        strbuf_printf(&b, "%s{\"slot_id\":%d,\"status\":\"%s\",", first ? "" : ",", i, slots_status_name(s->status));
-        store_write_task_fields(&b, s->task_id, s->type, s->action);
-        strbuf_printf(&b, ",\"since_ms\":%lld}", (long long)s->since_ms);
+        strbuf_printf(b, "%s{\"slot_id\":%d,\"status\":\"%s\",", first ? "" : ",", i, slots_status_name(s->status));
+        store_write_task_fields(b, s->task_id, s->type, s->action);
+        strbuf_printf(b, ",\"since_ms\":%lld}", (long long)s->since_ms);
         first = false;
     }
-    strbuf_puts(&b, "],\"interrupted\":[");
+    strbuf_puts(b, "],\"interrupted\":[");
     for (int i = 0; i < st->n_interrupted; i++) {
-        strbuf_puts(&b, i ? ",{" : "{");
-        store_write_task_fields(&b, st->interrupted[i].task_id, st->interrupted[i].type, st->interrupted[i].action);
-        strbuf_putc(&b, '}');
+        strbuf_puts(b, i ? ",{" : "{");
+        store_write_task_fields(b, st->interrupted[i].task_id, st->interrupted[i].type, st->interrupted[i].action);
+        strbuf_putc(b, '}');
     }
-    strbuf_puts(&b, "]}\n");
-    if (b.oom) {
+    strbuf_puts(b, "]}\n");
+}
+
+/* FNV-1a, never 0 (0 means "nothing written yet"). */
+static uint64_t store_hash(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* The task running in slot i, or 0. */
+static uint64_t store_running(const agent_store *st, int i)
+{
+    const slot *s = &st->slots.s[i];
+    return i < st->slots.n && s->status == SLOT_RUNNING ? s->task_id : 0;
+}
+
+/* Durability: which saves are fsync'd.
+ *
+ * state.json is read back by the agent after a restart, to keep slot 0's reservation and to report the tasks that
+ * were running (recovery.c). A restart of the process alone — a crash, an OOM kill, a container restart in the
+ * same pod — reads the page cache, where a rename is complete at once: for it, fsync adds nothing. It matters only
+ * when the kernel crashes and the data directory survives the reboot (the chart's emptyDir does, if the pod comes
+ * back on the same node). Then what the latest save carried may be lost, and losing it is harmless for exactly one
+ * change, the one on the dispatch path:
+ *
+ *   a slot taken (idle → running), between run_task and terraform's exec, where the two fsyncs cost about half a
+ *   millisecond. Lost, the file shows the slot as before and recovery does not report the task; but a kernel crash
+ *   also ends the C&C connection (the plane sees it at its heartbeat timeout at the latest, ref §3.5), and the
+ *   plane fails every running task of a disconnected agent itself (ref §3.6).
+ *   So such a save is renamed into place without fsync. It stays where the slot is taken rather than moving after
+ *   the spawn: without the fsyncs it costs about 0.2 ms (a new file, and a rename over the old one, which ext4
+ *   follows with a write-back), and it keeps the file listing every task that holds a slot whenever the process
+ *   dies — and the heartbeat that the same slot change triggers is not held back.
+ *
+ *   Everything else is fsync'd as before, and with it the whole file (earlier takes included): a task that ended —
+ *   lost, recovery would report a task that succeeded as failed —, a reservation made, used or released, a new
+ *   identity, the interrupted list.
+ *
+ * After a kernel crash, a file renamed without fsync can also come back empty; store_load then moves it aside and
+ * starts fresh: a reservation lost is a cold apply instead of a warm one, an interrupted task forgotten was failed
+ * by the plane on the disconnect. Slower outcomes, never wrong ones.
+ *
+ * The rule needs what was written last (st->written): a save is a take when everything but the running slots is
+ * unchanged, every task that was running still runs in the same slot, and some slot runs a task it did not run.
+ * (A save that changes nothing is fsync'd: rare, and it must not make a durable file less so.) */
+static bool store_is_take(const agent_store *st, uint64_t rest)
+{
+    const store_written *w = &st->written;
+    bool took = false;
+    if (w->rest == 0 || w->rest != rest)
+        return false;
+    for (int i = 0; i < SLOTS_MAX; i++) {
+        uint64_t now = store_running(st, i);
+        if (w->running[i] && w->running[i] != now)
+            return false;
+        took |= !w->running[i] && now;
+    }
+    return took;
+}
+
+int store_save(const char *dir, agent_store *st)
+{
+    strbuf rest = STRBUF_INIT, b = STRBUF_INIT;
+    store_render(st, false, &rest);
+    store_render(st, true, &b);
+    uint64_t rest_hash = store_hash(rest.data, rest.len);
+    bool oom = rest.oom || b.oom;
+    strbuf_free(&rest);
+    if (oom) {
         strbuf_free(&b);
         return -ENOMEM;
     }
     char path[4096];
     store_path(dir, STORE_FILE, path, sizeof path);
-    int rc = fs_write_atomic(path, b.data, b.len, 0600);
+    bool durable = !store_is_take(st, rest_hash);
+    int rc = durable ? fs_write_atomic(path, b.data, b.len, 0600) : fs_write_atomic_nosync(path, b.data, b.len, 0600);
     strbuf_free(&b);
-    return rc;
+    if (rc < 0)
+        return rc;
+    st->written.rest = rest_hash;
+    for (int i = 0; i < SLOTS_MAX; i++)
+        st->written.running[i] = store_running(st, i);
+    st->written.durable = durable;
+    return 0;
 }
 
 void store_set_identity(agent_store *st, const char *agent_id, const char *pool_id)

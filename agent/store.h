@@ -1,7 +1,8 @@
 /* store.h — the agent's persisted state: identity, slot table, and tasks interrupted by a restart.
  *
  * Upstream keeps nothing on the pod (ref §1.3), so a restart loses every reservation and leaves running tasks
- * `running` forever. We keep, in {data_dir}/state.json, written atomically (fs_write_atomic) on every change:
+ * `running` forever. We keep, in {data_dir}/state.json, written atomically on every change (durably, except when
+ * a task merely starts: see store_save):
  *   - the current agent id and pool id, and the ids this pod had before (upstream issues a new id at every
  *     registration; the ownership check of DESIGN §4.2 must recognise all of them);
  *   - every slot that is not idle (reservations survive restarts; running tasks become "interrupted");
@@ -29,6 +30,13 @@ typedef struct {
     task_action action;
 } store_task;
 
+/* What store_save() wrote last: the rule that decides which saves are fsync'd compares with it (store.c). */
+typedef struct {
+    uint64_t running[SLOTS_MAX]; /* the task each slot was running, 0 for none */
+    uint64_t rest;               /* a hash of the rest of the document; 0: nothing written since the load */
+    bool     durable;            /* that save was fsync'd (a save that only took slots is not) */
+} store_written;
+
 typedef struct {
     char       agent_id[STORE_ID_MAX];  /* "" before the first registration */
     char       pool_id[STORE_ID_MAX];
@@ -37,6 +45,7 @@ typedef struct {
     slot_table slots;                    /* slots.n set by the caller before store_load */
     store_task interrupted[STORE_INTERRUPTED_MAX]; /* running when the agent stopped; to report as failed */
     int        n_interrupted;
+    store_written written;               /* store_save()'s own; zeroed with the struct and by store_load */
 } agent_store;
 
 enum {
@@ -52,8 +61,11 @@ enum {
  * is unusable (message in msg). */
 int store_load(const char *dir, agent_store *st, char *msg, size_t msglen);
 
-/* Writes st to {dir}/state.json atomically (mode 0600). 0 or -errno. */
-int store_save(const char *dir, const agent_store *st);
+/* Writes st to {dir}/state.json atomically (mode 0600) and records what it wrote in st->written. A save whose only
+ * change since the last one is slots taken (idle → running: a task starting) is not fsync'd — it is on the path
+ * from run_task to terraform's exec, and store.c explains why a crash can afford to lose it; every other save is
+ * fsync'd, file and directory. 0 or -errno. */
+int store_save(const char *dir, agent_store *st);
 
 /* Records a new agent id from a registration; the previous one moves to past_ids (deduplicated, bounded). */
 void store_set_identity(agent_store *st, const char *agent_id, const char *pool_id);

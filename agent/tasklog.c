@@ -7,8 +7,10 @@
  *
  * The per-line cost matters: terraform can print hundreds of thousands of lines a second, and when it does nearly
  * every live frame is refused by the sink (its queue is bounded). So a frame costs as little as possible before
- * the sink decides: its line is not copied (it points into the spill buffer, where the line already is), and its
- * RFC 3339 timestamp is formatted at most once per millisecond (once per second for the date and time part). */
+ * the sink decides: the sink's probe (tasklog_opts.ready) is asked first, and a frame it is not ready for is only
+ * counted — no clock read, no timestamp, no frame; a frame that is built does not copy its line (it points into
+ * the spill buffer, where the line already is), and its RFC 3339 timestamp is formatted at most once per
+ * millisecond (once per second for the date and time part). */
 #include "tasklog.h"
 
 #include <ctype.h>
@@ -158,10 +160,26 @@ static char *tasklog_spill(tasklog *t, const char *text, size_t len)
 /* A buffered line is never longer than a frame may carry, so its frame can point at it without cutting it. */
 _Static_assert(TASKLOG_BUF - 1 <= TASKLOG_FRAME_LINE_MAX, "a buffered line must fit a frame");
 
-/* Offers one frame whose line is the C string `line` (at most TASKLOG_FRAME_LINE_MAX bytes). */
+/* A frame's time when the caller has not read the clock: it is read only for a frame that is built. */
+#define TASKLOG_NOW_UNREAD INT64_MIN
+
+/* Whether a frame should be built at all: false (and counted as dropped) when the sink's probe says it would
+ * refuse it. */
+static bool tasklog_frame_wanted(tasklog *t)
+{
+    if (!t->o.ready || t->o.ready(t->o.send_arg))
+        return true;
+    t->st.frames_dropped++;
+    return false;
+}
+
+/* Offers one frame whose line is the C string `line` (at most TASKLOG_FRAME_LINE_MAX bytes); the caller asked
+ * tasklog_frame_wanted() first. */
 static void tasklog_frame(tasklog *t, const char *type, const char *line, const char *stage, const char *status,
                           int64_t now)
 {
+    if (now == TASKLOG_NOW_UNREAD)
+        now = tasklog_now(t);
     proto_log_stream m = {
         .task_id = t->o.task_id,
         .type = STR(type),
@@ -185,7 +203,7 @@ static void tasklog_put(tasklog *t, const char *type, const char *text, size_t l
 {
     char *at = tasklog_spill(t, text, len);
     t->st.lines++;
-    if (!t->o.send)
+    if (!t->o.send || !tasklog_frame_wanted(t))
         return;
     if (at) {
         at[len] = '\0';
@@ -198,9 +216,6 @@ static void tasklog_put(tasklog *t, const char *type, const char *text, size_t l
     t->frame[n] = '\0';
     tasklog_frame(t, type, t->frame, stage, status, now);
 }
-
-/* The clock is read for frames only: spilled output lines carry no time. */
-static int64_t tasklog_frame_now(const tasklog *t) { return t->o.send ? tasklog_now(t) : 0; }
 
 /* ---- public writer -------------------------------------------------------------------------------------------- */
 
@@ -239,7 +254,8 @@ int tasklog_open(const char *path, const tasklog_opts *opts, tasklog **out)
 
 void tasklog_line(tasklog *t, const char *stage, const char *text, size_t len)
 {
-    tasklog_put(t, "output", text, len, stage ? stage : t->stage, "", tasklog_frame_now(t));
+    /* Spilled output lines carry no time: the clock is read only if a frame is built. */
+    tasklog_put(t, "output", text, len, stage ? stage : t->stage, "", TASKLOG_NOW_UNREAD);
 }
 
 void tasklog_stage(tasklog *t, const char *stage, bool begin)
@@ -297,8 +313,8 @@ void tasklog_agent_linef(tasklog *t, log_level level, const char *fmt, ...)
 
 void tasklog_completed(tasklog *t)
 {
-    if (t->o.send)
-        tasklog_frame(t, "completed", "", t->stage, "", tasklog_now(t));
+    if (t->o.send && tasklog_frame_wanted(t))
+        tasklog_frame(t, "completed", "", t->stage, "", TASKLOG_NOW_UNREAD);
 }
 
 uint64_t tasklog_dropped(const tasklog *t) { return t->st.frames_dropped; }

@@ -8,7 +8,8 @@
  *          A failed write is counted and reported once in the agent's log; the bytes of that write are lost, the
  *          task goes on (a full disk must not crash the agent).
  *   live   best effort, bounded. A frame is handed to the caller's sink at once; when the sink refuses it (the
- *          socket is down or its bounded queue is full) the frame is dropped and counted. There is no second queue
+ *          socket is down or its bounded queue is full) the frame is dropped and counted — or before it is even
+ *          built, when the sink's probe (tasklog_opts.ready) says it would refuse. There is no second queue
  *          here: the C&C writer's queue (wsc: 256 messages / 4 MiB) is the one bound, and a frame that cannot go
  *          now is stale anyway. The executor's sink should also refuse when that queue is more than about half
  *          full (cc_queued()), so that a chatty task never crowds out heartbeats and task reports.
@@ -43,6 +44,9 @@ typedef struct tasklog tasklog;
 /* Offered one frame, valid during the call only (its line points into the tasklog's own buffer: the sink must not
  * write to the same tasklog meanwhile). Returns 0 when it took it (e.g. cc_send() == 0), else non-zero. */
 typedef int (*tasklog_send_fn)(const proto_log_stream *m, void *arg);
+/* Asked before a frame is built, with send_arg: false when the sink would refuse a frame now (its queue is full or
+ * the socket is down). */
+typedef bool (*tasklog_ready_fn)(void *arg);
 /* Unix time in milliseconds. */
 typedef int64_t (*tasklog_clock_fn)(void *arg);
 
@@ -50,6 +54,9 @@ typedef struct {
     uint64_t         task_id;
     tasklog_send_fn  send;      /* NULL: no live stream (frames are neither sent nor counted as dropped) */
     void            *send_arg;
+    tasklog_ready_fn ready;     /* NULL: every frame is built and offered to send. Else a frame it is not ready for
+                                 * is counted as dropped without being built (no clock read, no timestamp, no call
+                                 * to send): when terraform floods, nearly every frame is one of those. */
     tasklog_clock_fn clock;     /* NULL: the real clock (tests pass a fixed one) */
     void            *clock_arg;
 } tasklog_opts;

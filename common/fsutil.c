@@ -2,8 +2,9 @@
  *
  * rm -rf walks with openat()/unlinkat() relative to open directory descriptors and opens every directory with
  * O_NOFOLLOW, so a symbolic link inside the tree is removed as a link and never followed, whatever it points to
- * and even if it is swapped in while the walk runs. fs_write_atomic() creates its temporary file beside the target
- * (a rename across file systems is not atomic) under a unique name, and removes it on every failure path. */
+ * and even if it is swapped in while the walk runs. fs_write_atomic() and fs_write_atomic_nosync() create their
+ * temporary file beside the target (a rename across file systems is not atomic) under a unique name, and remove it
+ * on every failure path; they differ only in the two fsyncs. */
 #include "iac/fsutil.h"
 
 #include <dirent.h>
@@ -38,6 +39,13 @@ int fs_mkdir_p(const char *path, mode_t mode)
     int r = path_copy(path, buf);
     if (r < 0)
         return r;
+    /* Usually only the last level is missing (a task's work directory) or none is: one mkdir, and a stat when it
+     * exists. Anything else (a missing or odd parent) takes the walk below, which gives the precise answer. */
+    struct stat st;
+    if (mkdir(buf, mode) == 0)
+        return 0;
+    if (errno == EEXIST && stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
     /* Each prefix that ends before a '/' (and the whole path last), skipping the root and repeated slashes. */
     for (char *p = buf + 1;; p++) {
         bool last = *p == '\0';
@@ -46,7 +54,6 @@ int fs_mkdir_p(const char *path, mode_t mode)
         *p = '\0';
         if (mkdir(buf, mode) < 0) {
             int e = errno;
-            struct stat st;
             if (e != EEXIST)
                 return -e;
             if (stat(buf, &st) < 0)
@@ -157,7 +164,9 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* Writes a temporary file beside path and renames it over path; with sync, the file is fsync'd before the rename
+ * and the directory after it, so that the new content survives a crash of the kernel too. */
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode, bool sync)
 {
     char target[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX];
     int r = path_copy(path, target);
@@ -186,7 +195,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
     r = write_all(fd, data, len);
     if (r == 0 && fchmod(fd, mode) < 0)
         r = -errno;
-    if (r == 0 && fsync(fd) < 0)
+    if (r == 0 && sync && fsync(fd) < 0)
         r = -errno;
     if (close(fd) < 0 && r == 0)
         r = -errno;
@@ -196,6 +205,8 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
         unlink(tmp);
         return r;
     }
+    if (!sync)
+        return 0;
     /* The rename is durable only once the directory entry is. */
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
@@ -204,6 +215,16 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
         r = -errno;
     close(dfd);
     return r;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return write_replace(path, data, len, mode, true);
+}
+
+int fs_write_atomic_nosync(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return write_replace(path, data, len, mode, false);
 }
 
 int fs_read_file(const char *path, size_t max, char **out, size_t *len)

@@ -1,9 +1,13 @@
 /* wsc.c — a WebSocket client on libwebsockets, running on the caller's libuv loop.
  *
- * Each wsc owns one lws context (no listener, libuv foreign loop, a 64-entry fd table) and at most one client wsi.
- * The context is created without TLS, so a process that only speaks ws:// never pays for OpenSSL's global init;
- * the first wss:// URL replaces it with a TLS one (verification always on; opts.ca_file or $SSL_CERT_FILE added to
- * the system store).
+ * Each wsc has at most one client wsi, on a client vhost of its own (no listener) in a context without TLS: a
+ * shared context the caller passes in opts.share (common/lwsloop: the agent's status server and C&C client share
+ * one, as each context costs lws 4.1.6 about 0.8 ms to create), or else one of its own (libuv foreign loop, a
+ * 64-entry fd table). A process that only speaks ws:// so never pays for OpenSSL's global init. The first wss://
+ * URL creates a TLS context of the wsc's own (verification always on; opts.ca_file or $SSL_CERT_FILE added to the
+ * system store), which from then on also carries ws:// unless the plain context is a shared one; a plain context
+ * of the wsc's own is given up then. (A TLS vhost on the shared context would save one context creation, 0.8 ms
+ * next to the ~20 ms a TLS context spends parsing the CA store; the private one keeps the TLS path as it was.)
  *
  * Why the indirections:
  *   - lws must not be re-entered from inside its own callbacks in ways it does not expect (connecting a new wsi
@@ -12,7 +16,9 @@
  *     a wsc_free() made inside a callback only marks the wsc, which that callback still reads on its way out; the
  *     same timer frees it once the lws callback has returned.
  *   - The wsi's user pointer is the wsc. Whenever a wsi stops being ours (timeout, free) its user pointer is
- *     cleared, so lws's late callbacks for it (CLOSED, WSI_DESTROY after a libuv handle close) find nothing.
+ *     cleared, so lws's late callbacks for it (CLOSED, WSI_DESTROY after a libuv handle close) find nothing; our
+ *     vhost's user pointer stays NULL. So a wsc on a share can go at once, before the context: wsc_free() then
+ *     also kills its connection, which the context would otherwise keep.
  *   - One writer: messages wait in a bounded FIFO and are written one per CLIENT_WRITEABLE callback.
  *
  * What lws 4.1.6 does that this file is built around (each checked in tests/unit/test_wsc.c against a real lws
@@ -63,8 +69,12 @@ struct wsc {
     wsc_callbacks cb;
     void         *arg;
 
-    struct lws_context *ctx;
-    bool                ctx_tls;
+    lwsloop_share      *share;     /* plain context: opts.share or our own; NULL once our own gave way to TLS */
+    bool                own_share; /* share is ours (created by wsc_new), not the caller's */
+    struct lws_vhost   *vh;        /* our client vhost on share, once made */
+    struct lws_context *share_ctx; /* share's context, which vh is in (NULL until vh is made) */
+    struct lws_context *tls_ctx;   /* our own TLS context, from the first wss:// URL on */
+    struct lws_context *ctx;       /* the context of the current attempt: share's or tls_ctx */
     struct lws         *wsi;   /* the current connection, or NULL */
     wsc_state           state;
     unsigned            gen;   /* attempt counter: tells a stale lws_client_connect_via_info() result apart */
@@ -149,37 +159,86 @@ static const struct lws_protocols wsc_protocols[] = {
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
-static struct lws_context *context_create(wsc *w, bool tls)
+/* The client vhost on w->share: no listener, our protocol, no extensions (permessage-deflate stays off, ref §3.1).
+ * Its user pointer stays NULL: callbacks find the wsc through the wsi's. */
+static bool vhost_create(wsc *w)
 {
     struct lws_context_creation_info info;
+    struct lws_context *ctx = lwsloop_share_context(w->share); /* made now if no user needed it yet */
+
+    if (!ctx)
+        return false;
+    memset(&info, 0, sizeof info);
+    info.vhost_name = "wsc";
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = wsc_protocols;
+    w->vh = lws_create_vhost(ctx, &info);
+    w->share_ctx = w->vh ? ctx : NULL;
+    return w->vh != NULL;
+}
+
+static struct lws_context *tls_context_create(wsc *w)
+{
+    struct lws_context_creation_info info;
+    const char *ca = w->opts.ca_file ? w->opts.ca_file : getenv("SSL_CERT_FILE");
 
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = wsc_protocols;
     info.fd_limit_per_thread = WSC_FD_LIMIT;
-    if (tls) {
-        const char *ca = w->opts.ca_file ? w->opts.ca_file : getenv("SSL_CERT_FILE");
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        if (ca && *ca)
-            info.client_ssl_ca_filepath = ca;
-    }
-    /* No extensions: permessage-deflate stays off (ref §3.1). */
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    if (ca && *ca)
+        info.client_ssl_ca_filepath = ca;
     return lwsloop_create(w->loop, &info);
 }
 
-static void context_destroy(wsc *w)
+/* Lets go of the current connection: no callback of it reaches w any more. On a context that outlives us (the
+ * caller's share) it is also killed; a context of our own closes it when it is destroyed. */
+static void wsi_detach(wsc *w)
 {
-    if (!w->ctx)
+    struct lws *wsi = w->wsi;
+
+    if (!wsi)
         return;
-    if (w->wsi) {
-        lws_set_wsi_user(w->wsi, NULL);
-        w->wsi = NULL;
+    lws_set_wsi_user(wsi, NULL);
+    w->wsi = NULL;
+    if (w->share_ctx && !w->own_share && w->ctx == w->share_ctx) {
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        lws_cancel_service(w->ctx); /* see abandon() */
     }
-    if (lwsloop_destroy(w->loop, w->ctx, NULL, NULL) < 0) {
-        /* Out of memory: the context is leaked. Its wsi no longer reaches w, so w can go on without it. */
-    }
+}
+
+/* Drops our reference to the plain context (a context of our own goes with it; on a caller's share our vhost
+ * stays until the context goes). */
+static void share_release(wsc *w)
+{
+    if (!w->share)
+        return;
+    if (w->share_ctx && w->ctx == w->share_ctx)
+        wsi_detach(w);
+    lwsloop_share_unref(w->share, NULL, NULL); /* our vhost's user is NULL: nothing of lws reaches w */
+    w->share = NULL;
+    w->vh = NULL;
+    w->share_ctx = NULL;
+}
+
+/* Destroys our TLS context. Out of memory, lwsloop_destroy() leaks it; its wsi no longer reaches w, so w can go on
+ * without it. */
+static void tls_release(wsc *w)
+{
+    if (!w->tls_ctx)
+        return;
+    if (w->ctx == w->tls_ctx)
+        wsi_detach(w);
+    (void)lwsloop_destroy(w->loop, w->tls_ctx, NULL, NULL);
+    w->tls_ctx = NULL;
+}
+
+static void contexts_release(wsc *w)
+{
+    share_release(w);
+    tls_release(w);
     w->ctx = NULL;
-    w->ctx_tls = false;
 }
 
 /* ---- URL ---- */
@@ -256,11 +315,14 @@ static void connect_now(wsc *w)
     unsigned gen;
     struct lws *wsi;
 
-    if (w->tls && !w->ctx_tls) {
-        context_destroy(w);
-        w->ctx = context_create(w, true);
-        w->ctx_tls = w->ctx != NULL;
+    if (w->tls && !w->tls_ctx) {
+        w->tls_ctx = tls_context_create(w);
+        if (w->tls_ctx && w->own_share)
+            share_release(w); /* a TLS context speaks ws:// too: our plain one is not needed any more */
     }
+    if (!w->tls && w->share && !w->vh)
+        vhost_create(w); /* on a caller's share: made at the first connect (the caller says when lws is needed) */
+    w->ctx = w->tls || !w->share ? w->tls_ctx : w->share_ctx;
     if (!w->ctx) {
         report_close(w, 0, "cannot create lws context");
         return;
@@ -268,6 +330,7 @@ static void connect_now(wsc *w)
 
     memset(&ci, 0, sizeof ci);
     ci.context = w->ctx;
+    ci.vhost = w->ctx == w->tls_ctx ? NULL : w->vh; /* NULL: the TLS context's only vhost */
     ci.address = w->host;
     ci.host = w->host;
     ci.port = w->port;
@@ -309,7 +372,7 @@ static void timer_cb(uv_timer_t *t)
     wsc *w = t->data;
 
     if (w->freed) {
-        context_destroy(w);
+        contexts_release(w);
         attempt_clear(w);
         free(w->rx);
         uv_close((uv_handle_t *)w->timer, (uv_close_cb)free);
@@ -610,8 +673,21 @@ wsc *wsc_new(uv_loop_t *loop, const wsc_opts *opts, const wsc_callbacks *cb, voi
         return NULL;
     }
     w->timer->data = w;
-    w->ctx = context_create(w, false);
-    if (!w->ctx) {
+    if (w->opts.share && lwsloop_share_loop(w->opts.share) != loop) {
+        uv_close((uv_handle_t *)w->timer, (uv_close_cb)free);
+        free(w);
+        return NULL;
+    }
+    if (w->opts.share) {
+        w->share = lwsloop_share_ref(w->opts.share) == 0 ? w->opts.share : NULL;
+    } else {
+        w->share = lwsloop_share_new(loop, WSC_FD_LIMIT);
+        w->own_share = true;
+    }
+    /* A context of our own is made at once (wsc_new fails if lws refuses); on a caller's share, at the first
+     * connect. */
+    if (!w->share || (w->own_share && !vhost_create(w))) {
+        share_release(w);
         uv_close((uv_handle_t *)w->timer, (uv_close_cb)free);
         free(w);
         return NULL;
@@ -713,19 +789,18 @@ void wsc_free(wsc *w)
     if (!w || w->freed)
         return;
     w->freed = true;
-    /* Detach: whatever lws still does with the connection (close, destroy) no longer reaches us. */
-    if (w->wsi)
-        lws_set_wsi_user(w->wsi, NULL);
-    w->wsi = NULL;
     if (w->in_cb > 0) {
         /* An lws callback is on the stack: finish from the loop (timer_cb). The connection itself is dropped by
-         * returning -1 from that callback. */
+         * returning -1 from that callback; whatever lws still does with it (close, destroy) no longer reaches us. */
+        if (w->wsi)
+            lws_set_wsi_user(w->wsi, NULL);
+        w->wsi = NULL;
         attempt_clear(w);
         w->connect_pending = false;
         uv_timer_start(w->timer, timer_cb, 0, 0);
         return;
     }
-    context_destroy(w);
+    contexts_release(w);
     attempt_clear(w);
     free(w->rx);
     uv_close((uv_handle_t *)w->timer, (uv_close_cb)free);

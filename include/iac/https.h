@@ -6,7 +6,10 @@
  * agent's status port is local to the pod), no chunked uploads beyond what lws reassembles.
  *
  * Ownership: the server is created and freed by the caller; request fields are valid during the handler call
- * only; the handler appends the response body to res->body, which the server frees after sending. */
+ * only; the handler appends the response body to res->body, which the server frees after sending. The lws context
+ * is the server's own (https_listen), or a share the caller passes to https_listen_shared (common/lwsloop.h): then
+ * the server holds one reference of its own until https_free(), and the caller keeps its own (and drops it when it
+ * is done) — the context is destroyed when its last user lets go. */
 #ifndef IAC_HTTPS_H
 #define IAC_HTTPS_H
 
@@ -14,6 +17,7 @@
 
 #include <uv.h>
 
+#include "iac/lwsloop.h"
 #include "iac/strbuf.h"
 
 typedef struct https_server https_server;
@@ -47,10 +51,19 @@ typedef struct {
 
 /* Starts listening. NULL with a message in err ("cannot listen on 127.0.0.1:9180: address in use") on failure. */
 https_server *https_listen(uv_loop_t *loop, const https_opts *opts, char *err, size_t errlen);
+/* The same on a shared lws context (on its loop): the server is a vhost of it and costs no context of its own. */
+https_server *https_listen_shared(lwsloop_share *share, const https_opts *opts, char *err, size_t errlen);
+/* Whether https_listen could bind host:port now: a plain socket is bound and closed at once. 0, or -1 with the
+ * message https_listen would give ("cannot listen on 127.0.0.1:9180: Address already in use"). For a caller that
+ * must know before it does something else: the agent checks its status address before it registers, and listens
+ * once the registration is on its way. (Another process may still take the port in between.) */
+int https_probe(const char *host, int port, char *err, size_t errlen);
 /* The bound port. */
 int https_port(const https_server *s);
-/* Stops listening, drops open connections and frees the server; libuv handles close asynchronously, so the loop
- * must run once more before it is closed. */
+/* Stops handling requests and frees the server; safe inside the handler. With a context of its own the server
+ * stops listening and drops its connections a few loop turns later; on a share it keeps listening and answers 503
+ * until the share's last user lets go: its vhost goes with the context. Either way libuv handles close
+ * asynchronously, so the loop must keep running (uv_run until it returns) before it is closed. */
 void https_free(https_server *s);
 
 /* Helpers for handlers. */

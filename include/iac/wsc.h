@@ -7,7 +7,12 @@
  * permessage-deflate (ref §3.1).
  *
  * Ownership: the wsc is owned by the caller. wsc_send() copies the data. Callbacks run on the loop; after
- * on_close the wsc may be connected again (wsc_connect) from inside the callback or later. */
+ * on_close the wsc may be connected again (wsc_connect) from inside the callback or later. The lws context for
+ * ws:// is the wsc's own (made by wsc_new), or a share the caller passes in opts.share (common/lwsloop.h): then
+ * the wsc holds one reference of its own from wsc_new() to wsc_free() and, at its first ws:// connect, adds a
+ * client vhost to the context (making the context if no user has yet), which stays there until the context goes;
+ * the caller keeps (and eventually drops) its own reference. wss:// always runs on a TLS context of the wsc's own,
+ * created on first use. */
 #ifndef IAC_WSC_H
 #define IAC_WSC_H
 
@@ -15,6 +20,8 @@
 #include <stddef.h>
 
 #include <uv.h>
+
+#include "iac/lwsloop.h"
 
 typedef struct wsc wsc;
 
@@ -32,11 +39,12 @@ typedef struct {
 } wsc_callbacks;
 
 typedef struct {
-    const char *ca_file;        /* extra CA bundle for wss; NULL → $SSL_CERT_FILE if set, else system store */
-    size_t      max_queue;      /* messages waiting to be written; 0 → 256 */
-    size_t      max_queue_bytes; /* their total size; 0 → 4 MiB */
-    size_t      max_frame;      /* largest incoming message; 0 → 1 MiB */
-    int         connect_timeout_ms; /* 0 → 10000: TCP + TLS + handshake */
+    const char    *ca_file;            /* extra CA bundle for wss; NULL → $SSL_CERT_FILE if set, else system store */
+    size_t         max_queue;          /* messages waiting to be written; 0 → 256 */
+    size_t         max_queue_bytes;    /* their total size; 0 → 4 MiB */
+    size_t         max_frame;          /* largest incoming message; 0 → 1 MiB */
+    int            connect_timeout_ms; /* 0 → 10000: TCP + TLS + handshake */
+    lwsloop_share *share;              /* NULL → a context of the wsc's own for ws://; else this share (same loop) */
 } wsc_opts;
 
 enum {
@@ -48,8 +56,8 @@ enum {
     WSC_E_BUSY = -5,   /* already connecting or connected */
 };
 
-/* NULL on failure (lws context could not be created on this loop). TLS is initialised only when the first wss://
- * URL is used. */
+/* NULL on failure (out of memory; no lws context of its own could be made on this loop; opts.share on another
+ * loop). TLS is initialised only when the first wss:// URL is used. */
 wsc *wsc_new(uv_loop_t *loop, const wsc_opts *opts, const wsc_callbacks *cb, void *arg);
 /* Starts connecting to url (ws:// or wss://) sending `Authorization: Bearer <bearer>` when bearer is non-NULL.
  * Asynchronous: on_open or on_close follows. */
@@ -61,9 +69,9 @@ bool wsc_is_open(const wsc *w);
 size_t wsc_queued(const wsc *w);
 /* Starts a clean close (1000, after the queue is written); on_close follows. No-op when not connected. */
 void wsc_close(wsc *w);
-/* Drops the connection at once (no callbacks) and frees everything; safe inside a callback. libuv handles close
- * asynchronously and lws needs a few loop turns to let go of its context, so the loop must keep running (uv_run
- * until it returns) before it is closed. */
+/* Drops the connection at once (no callbacks) and frees everything, its reference to a share included; safe inside
+ * a callback. libuv handles close asynchronously and lws needs a few loop turns to let go of a context, so the loop
+ * must keep running (uv_run until it returns) before it is closed. */
 void wsc_free(wsc *w);
 
 #endif

@@ -262,6 +262,44 @@ static void write_atomic_with_a_relative_path(void **state)
     assert_true(exists(at(f, "rel.txt")));
 }
 
+/* The replacement without fsync is still a replacement: new content and mode under the name, the old file
+ * untouched for whoever holds it (a hard link keeps the old bytes, a symbolic link in the way is replaced, not
+ * followed), no temporary file left; a failure leaves nothing either. */
+static void write_atomic_nosync_replaces_without_writing_through(void **state)
+{
+    fixture *f = *state;
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s", at(f, "main.tf.json"));
+    put_file(p, "old");
+    assert_int_equal(link(p, at(f, "held")), 0);
+    put_file(at(f, "target"), "target");
+    assert_int_equal(symlink(at(f, "target"), at(f, "linked")), 0);
+
+    assert_int_equal(fs_write_atomic_nosync(p, "{\"new\":1}", 9, 0640), 0);
+    assert_int_equal(fs_write_atomic_nosync(at(f, "linked"), "replaced", 8, 0600), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(fs_read_file(p, 1024, &data, &len), 0);
+    assert_string_equal(data, "{\"new\":1}");
+    free(data);
+    assert_int_equal(fs_read_file(at(f, "held"), 1024, &data, &len), 0);
+    assert_string_equal(data, "old");
+    free(data);
+    assert_int_equal(fs_read_file(at(f, "target"), 1024, &data, &len), 0);
+    assert_string_equal(data, "target");
+    free(data);
+    struct stat st;
+    assert_int_equal(lstat(at(f, "linked"), &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(count_entries(f->root), 4); /* main.tf.json, held, target, linked */
+
+    assert_int_equal(fs_write_atomic_nosync(at(f, "missing/file"), "x", 1, 0644), -ENOENT);
+    assert_int_equal(fs_write_atomic_nosync(at(f, "."), "x", 1, 0644), -EISDIR);
+    assert_int_equal(count_entries(f->root), 4);
+}
+
 /* Reads return the content NUL-terminated with its length; a file of exactly max bytes fits, one more is -EFBIG. */
 static void read_file_enforces_its_limit(void **state)
 {
@@ -339,6 +377,7 @@ int main(void)
         T(write_atomic_replaces_content_and_mode),
         T(write_atomic_failure_leaves_nothing_behind),
         T(write_atomic_with_a_relative_path),
+        T(write_atomic_nosync_replaces_without_writing_through),
         T(read_file_enforces_its_limit),
         T(read_file_of_unsized_files),
         T(read_file_of_a_large_file),

@@ -5,6 +5,7 @@
  * with a uv_async; the loop frees the server(s) and must then run to completion on its own. Everything the
  * handler saw is recorded and checked after the loop has returned and the thread has been joined. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <uv.h>
 
 #include "iac/https.h"
+#include "iac/lwsloop.h"
 
 #define MAX_SEEN 8
 
@@ -55,6 +57,7 @@ struct fixture {
     int           nseen;
     client_res    res[4];
     int           aux; /* client-side result for raw-socket tests */
+    lwsloop_share *share; /* the servers' shared context (the fixture's reference), or NULL: one each */
 };
 
 /* Deterministic, position-dependent filler, so a misplaced or dropped chunk shows. */
@@ -124,6 +127,8 @@ static void on_done(uv_async_t *a)
     fixture *f = a->data;
     for (int i = 0; i < 2; i++)
         https_free(f->srv[i]);
+    if (f->share)
+        lwsloop_share_unref(f->share, NULL, NULL);
     uv_close((uv_handle_t *)a, NULL);
 }
 
@@ -161,7 +166,8 @@ static void start_server(fixture *f, int i, size_t max_body)
     char err[256];
     arg_slot[i] = f;
     https_opts o = { .host = "127.0.0.1", .port = 0, .max_body = max_body, .handler = handler, .arg = &arg_slot[i] };
-    f->srv[i] = https_listen(&f->loop, &o, err, sizeof err);
+    f->srv[i] = f->share ? https_listen_shared(f->share, &o, err, sizeof err)
+                         : https_listen(&f->loop, &o, err, sizeof err);
     assert_non_null(f->srv[i]);
     f->port[i] = https_port(f->srv[i]);
     assert_true(f->port[i] > 0);
@@ -605,6 +611,123 @@ static void busy_port_is_reported(void **state)
     assert_int_equal(uv_loop_close(&f->loop), 0);
 }
 
+/* "0.0.0.0" binds every interface (the agent's default listen address, which the server hands lws as "no
+ * interface" to spare it two interface listings): a request to the loopback address is answered. */
+static void all_interfaces_are_served(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    arg_slot[0] = f;
+    https_opts o = { .host = "0.0.0.0", .port = 0, .handler = handler, .arg = &arg_slot[0] };
+    f->srv[0] = https_listen(&f->loop, &o, err, sizeof err);
+    assert_non_null(f->srv[0]);
+    f->port[0] = https_port(f->srv[0]);
+    assert_true(f->port[0] > 0);
+    run(f, client_get);
+    assert_int_equal(f->res[0].status, 200);
+    assert_string_equal(f->seen[0].peer, "127.0.0.1");
+}
+
+/* ---- on a shared context ---- */
+
+/* Descriptors of /dev/urandom: lws opens one per context, and nothing else here keeps one. */
+static int urandom_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    char target[64];
+    int n = 0;
+
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        ssize_t len = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strcmp(target, "/dev/urandom") == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Two servers on one shared context: no context of their own (the share's /dev/urandom descriptor is the only
+ * one), each answers on its own port with its own handler argument, and once both are freed and the share's
+ * last reference is dropped the loop runs to completion. */
+static void servers_on_a_share_answer_without_a_context_each(void **state)
+{
+    fixture *f = *state;
+    int before = urandom_fds();
+    f->share = lwsloop_share_new(&f->loop, 0);
+    assert_non_null(f->share);
+    start_server(f, 0, 0);
+    start_server(f, 1, 0);
+    assert_int_equal(urandom_fds(), before + 1);
+    run(f, client_two);
+
+    assert_int_equal(f->res[0].status, 200);
+    assert_int_equal(f->res[1].status, 200);
+    assert_int_equal(f->nseen, 2);
+    assert_int_equal(f->seen[0].server, 0);
+    assert_int_equal(f->seen[1].server, 1);
+}
+
+static void client_quit_shared(fixture *f)
+{
+    request(NULL, &f->res[0], "GET", f->port[0], "/quit", NULL, NULL, 0);
+    request(NULL, &f->res[1], "GET", f->port[0], "/echo", NULL, NULL, 0);
+    request(NULL, &f->res[2], "GET", f->port[1], "/text", NULL, NULL, 0);
+}
+
+/* A server on a share freed from inside its handler still answers that request; while the share lives on (the
+ * other server uses it) its port answers 503 without reaching the handler, the other server is untouched, and the
+ * freed server's memory goes with the context (the sanitizer build checks). */
+static void a_server_freed_on_a_share_answers_503_until_the_share_goes(void **state)
+{
+    fixture *f = *state;
+    f->share = lwsloop_share_new(&f->loop, 0);
+    assert_non_null(f->share);
+    start_server(f, 0, 0);
+    start_server(f, 1, 0);
+    run(f, client_quit_shared);
+
+    assert_int_equal(f->res[0].status, 200);
+    assert_string_equal(f->res[0].body.data, "bye");
+    assert_int_equal(f->res[1].status, 503);
+    assert_int_equal(f->res[2].status, 201);
+    assert_int_equal(f->nseen, 2);
+    assert_string_equal(f->seen[0].path, "/quit");
+    assert_string_equal(f->seen[1].path, "/text");
+}
+
+/* A listen that fails on a share (port taken) reports it and leaves the share sound: a server started on it next
+ * listens and answers, and the loop still finishes. */
+static void a_failed_listen_leaves_the_share_sound(void **state)
+{
+    fixture *f = *state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof sa;
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+
+    f->share = lwsloop_share_new(&f->loop, 0);
+    assert_non_null(f->share);
+    char err[256];
+    arg_slot[0] = f;
+    https_opts o = { .host = "127.0.0.1", .port = ntohs(sa.sin_port), .handler = handler, .arg = &arg_slot[0] };
+    lws_set_log_level(0, NULL);
+    assert_null(https_listen_shared(f->share, &o, err, sizeof err));
+    lws_set_log_level(LLL_ERR, NULL);
+    assert_non_null(strstr(err, "in use"));
+    close(fd);
+
+    start_server(f, 0, 0);
+    run(f, client_get);
+    assert_int_equal(f->res[0].status, 200);
+    assert_int_equal(f->nseen, 1);
+}
+
 /* ---- helpers ---- */
 
 /* https_query_param percent-decodes names and values, reads '+' as a space, returns the first match, and
@@ -670,6 +793,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(high_fd_numbers_are_served, setup, teardown),
         cmocka_unit_test_setup_teardown(freed_server_lets_loop_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(busy_port_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(all_interfaces_are_served, setup, teardown),
+        cmocka_unit_test_setup_teardown(servers_on_a_share_answer_without_a_context_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_server_freed_on_a_share_answers_503_until_the_share_goes, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_listen_leaves_the_share_sound, setup, teardown),
         cmocka_unit_test(query_param_decodes),
         cmocka_unit_test(reply_error_is_json),
     };

@@ -179,6 +179,68 @@ static void past_ids_are_bounded_and_deduplicated(void **state)
     assert_false(store_is_own_id(&st, ""));
 }
 
+/* Only a save that takes a slot for a starting task skips the fsyncs; a task that ends, a reservation, an identity
+ * or an interrupted list is saved durably. Either way the file is complete for the next load: a restarted agent
+ * finds the task that had just started and reports it. */
+static void only_a_starting_task_is_saved_without_fsync(void **state)
+{
+    const char *dir = *state;
+    char msg[256];
+    agent_store st;
+    fresh_store(&st, 4);
+    store_set_identity(&st, "agent-p-1", "p");
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(st.written.durable); /* the first save after a start */
+
+    assert_int_equal(slots_start(&st.slots, 1, 11, TASK_PLAN, ACTION_PLAN, 1000), 0);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_false(st.written.durable); /* a take */
+    assert_int_equal(slots_start(&st.slots, 2, 12, TASK_PLAN, ACTION_PLAN, 1001), 0);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_false(st.written.durable); /* another, while the first runs */
+
+    agent_store back;
+    fresh_store(&back, 4);
+    assert_int_equal(store_load(dir, &back, msg, sizeof msg), STORE_LOADED);
+    assert_int_equal(back.n_interrupted, 2);
+    assert_int_equal(back.interrupted[0].task_id, 11);
+    assert_int_equal(back.interrupted[1].task_id, 12);
+    assert_false(back.written.durable);
+    assert_int_equal(back.written.rest, 0);
+
+    assert_int_equal(slots_finish(&st.slots, 11, 2000), 0);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(st.written.durable); /* an end: lost, a success would be reported as failed */
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(st.written.durable); /* nothing changed */
+
+    /* A take together with any other change is durable. */
+    assert_int_equal(slots_start(&st.slots, 1, 13, TASK_PLAN, ACTION_PLAN, 3000), 0);
+    assert_int_equal(slots_finish(&st.slots, 12, 3000), 0);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(st.written.durable);
+    assert_int_equal(slots_start(&st.slots, 0, 14, TASK_PLAN_AND_APPLY, ACTION_PLAN, 4000), 0);
+    store_set_identity(&st, "agent-p-2", "p");
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(st.written.durable);
+
+    /* A reservation made or used is durable. */
+    assert_int_equal(slots_reserve(&st.slots, 14, 5000), 0);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(st.written.durable);
+    assert_int_equal(slots_start(&st.slots, 0, 14, TASK_PLAN_AND_APPLY, ACTION_APPLY, 6000), 0);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(st.written.durable);
+
+    /* The interrupted list shrinking (a task reported) is durable. */
+    assert_int_equal(store_load(dir, &back, msg, sizeof msg), STORE_LOADED);
+    assert_int_equal(store_save(dir, &back), 0);
+    assert_true(back.written.durable);
+    store_forget_interrupted(&back, back.interrupted[0].task_id);
+    assert_int_equal(store_save(dir, &back), 0);
+    assert_true(back.written.durable);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +249,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(corrupt_file_is_moved_aside, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(reservation_outside_slot_zero_is_dropped, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(past_ids_are_bounded_and_deduplicated, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(only_a_starting_task_is_saved_without_fsync, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -258,6 +258,71 @@ static void refused_frames_are_counted_and_spill_is_complete(void **state)
     tmp_done(&d);
 }
 
+typedef struct {
+    sink s;
+    bool ready;  /* what the probe answers */
+    int  probes;
+    int  clock_reads;
+} probed_sink;
+
+static bool probe_ready(void *arg)
+{
+    probed_sink *p = arg;
+    p->probes++;
+    return p->ready;
+}
+
+static int probe_send(const proto_log_stream *m, void *arg)
+{
+    return sink_send(m, &((probed_sink *)arg)->s);
+}
+
+static int64_t counting_clock(void *arg)
+{
+    ((probed_sink *)arg)->clock_reads++;
+    return FIXED_MS;
+}
+
+/* A frame the sink's probe is not ready for is counted as dropped, the same as a frame the sink refuses, but it is
+ * never built: send is not called and the clock is not read for it. The spill and the line numbers go on as
+ * before, and once the probe is ready again frames flow with the right numbers. */
+static void frames_the_probe_refuses_are_dropped_unbuilt(void **state)
+{
+    (void)state;
+    tmp d;
+    tmp_init(&d);
+    probed_sink p = { .ready = false };
+    tasklog_opts o = { .task_id = 3, .send = probe_send, .send_arg = &p, .ready = probe_ready,
+                       .clock = counting_clock, .clock_arg = &p };
+    tasklog *t;
+    assert_int_equal(tasklog_open(d.path, &o, &t), 0);
+    for (int i = 0; i < 100; i++)
+        tasklog_line(t, "planning", "flood", 5);
+    tasklog_completed(t);
+    assert_int_equal(p.probes, 101);
+    assert_int_equal(p.s.n, 0);
+    assert_int_equal(p.clock_reads, 0);
+    assert_int_equal(tasklog_dropped(t), 101);
+    assert_int_equal(tasklog_get_stats(t)->frames_sent, 0);
+    assert_int_equal(tasklog_get_stats(t)->lines, 100);
+
+    p.ready = true;
+    tasklog_line(t, "planning", "heard", 5);
+    assert_int_equal(p.s.n, 1);
+    assert_string_equal(p.s.frames[0].line, "heard");
+    assert_int_equal(p.s.frames[0].line_num, 101);
+    assert_int_equal(p.clock_reads, 1);
+    assert_int_equal(tasklog_get_stats(t)->frames_sent, 1);
+    assert_int_equal(tasklog_dropped(t), 101);
+    assert_int_equal(tasklog_close(t), 0);
+    size_t len;
+    char *got = slurp(d.path, &len);
+    assert_int_equal(len, 100 * 6 + 6);
+    free(got);
+    sink_free(&p.s);
+    tmp_done(&d);
+}
+
 /* A line longer than the write buffer reaches the spill whole; its live frame carries the first 64 KiB. */
 static void huge_line_is_whole_in_spill_and_cut_in_frame(void **state)
 {
@@ -559,6 +624,7 @@ int main(void)
         cmocka_unit_test(spill_content_is_exact),
         cmocka_unit_test(frames_carry_fields_and_line_numbers),
         cmocka_unit_test(refused_frames_are_counted_and_spill_is_complete),
+        cmocka_unit_test(frames_the_probe_refuses_are_dropped_unbuilt),
         cmocka_unit_test(huge_line_is_whole_in_spill_and_cut_in_frame),
         cmocka_unit_test(write_errors_are_counted_not_fatal),
         cmocka_unit_test(agent_lines_redact_secrets),

@@ -19,11 +19,14 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "iac/https.h"
+#include "iac/lwsloop.h"
 #include "iac/wsc.h"
 
 /* ---- the test server ---- */
@@ -47,6 +50,7 @@ typedef struct {
     int                 upgrades;      /* handshakes accepted */
     int                 refusals;      /* handshakes refused */
     int                 peer_close_code; /* code of the client's close frame */
+    int                 closed;        /* WebSocket connections that ended */
     int                 n_received;
     int                 order_errors;  /* "m<i>" messages received out of order */
 } test_server;
@@ -175,6 +179,7 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 0;
 
     case LWS_CALLBACK_CLOSED:
+        ts->closed++;
         srv_clear(s);
         return 0;
 
@@ -290,6 +295,8 @@ typedef struct {
     int          to_send, sent, saw_full, reconnects_left, echoed_in_order;
     uv_timer_t   guard;
     pid_t        child; /* a forked server, killed in teardown */
+    lwsloop_share *share;  /* a shared context (the fixture's reference), or NULL */
+    https_server  *status; /* a status server on it */
 } fixture;
 
 static void on_open(wsc *w, void *arg);
@@ -336,6 +343,9 @@ static int teardown(void **state)
     }
     if (f->w)
         wsc_free(f->w);
+    https_free(f->status);
+    if (f->share)
+        lwsloop_share_unref(f->share, NULL, NULL);
     uv_close((uv_handle_t *)&f->guard, NULL);
     srv_stop(&f->srv, &f->loop);
     uv_run(&f->loop, UV_RUN_DEFAULT); /* must return: nothing of lws or wsc left on the loop */
@@ -806,6 +816,110 @@ static void free_while_connecting(void **state)
     assert_int_equal(f->closes, 0);
 }
 
+/* ---- on a shared context ---- */
+
+/* Descriptors of /dev/urandom: lws opens one per context, and nothing else here keeps one. */
+static int urandom_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    char target[64];
+    int n = 0;
+
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        ssize_t len = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strcmp(target, "/dev/urandom") == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static void status_handler(const https_request *req, https_response *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    strbuf_puts(&res->body, "{}");
+}
+
+/* The agent's shape: a status server and a client on one shared context. */
+static void share_with_status_server(fixture *f)
+{
+    char err[128];
+    f->share = lwsloop_share_new(&f->loop, 0);
+    assert_non_null(f->share);
+    https_opts o = { .host = "127.0.0.1", .port = 0, .handler = status_handler };
+    f->status = https_listen_shared(f->share, &o, err, sizeof err);
+    assert_non_null(f->status);
+}
+
+/* A client on a share next to a status server opens no lws context of its own — still one /dev/urandom descriptor
+ * for the two of them, where a client of its own would add one — and works as usual: echo, Bearer, clean close. */
+static void client_and_status_server_share_one_context(void **state)
+{
+    fixture *f = *state;
+    wsc_callbacks cb = { echo_open, echo_message, on_close, NULL };
+    int before = urandom_fds();
+
+    share_with_status_server(f);
+    assert_int_equal(urandom_fds(), before + 1);
+    wsc_opts opts = { .share = f->share };
+    wsc *w = client(f, &opts, &cb);
+    assert_int_equal(urandom_fds(), before + 1);
+
+    assert_int_equal(wsc_connect(w, f->url, "tok-shared"), WSC_OK);
+    run_until_done(f);
+    assert_int_equal(f->opens, 1);
+    assert_string_equal(f->last_msg, "hello");
+    assert_string_equal(f->srv.last_auth, "Bearer tok-shared");
+    assert_int_equal(f->close_status, 0);
+    assert_int_equal(f->srv.peer_close_code, 1000);
+
+    /* The control: a client of its own costs a context. */
+    wsc *own = wsc_new(&f->loop, NULL, &basic_cb, f);
+    assert_non_null(own);
+    assert_int_equal(urandom_fds(), before + 2);
+    wsc_free(own);
+}
+
+static void closed_count_reached(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    if (f->srv.closed > 0)
+        f->done = true;
+}
+
+/* wsc_free of an open client on a share that lives on (the status server still uses it) drops the connection at
+ * once: the server sees it end although the context stays, and the client hears nothing more. */
+static void free_on_a_share_drops_the_connection(void **state)
+{
+    fixture *f = *state;
+    wsc_callbacks cb = { stop_open, on_message, on_close, NULL };
+    uv_timer_t poll;
+
+    share_with_status_server(f);
+    wsc_opts opts = { .share = f->share };
+    wsc *w = client(f, &opts, &cb);
+    assert_int_equal(wsc_connect(w, f->url, NULL), WSC_OK);
+    run_until_done(f);
+    assert_int_equal(f->opens, 1);
+    assert_int_equal(f->srv.closed, 0);
+
+    wsc_free(w);
+    f->w = NULL;
+    f->done = false;
+    assert_int_equal(uv_timer_init(&f->loop, &poll), 0);
+    poll.data = f;
+    assert_int_equal(uv_timer_start(&poll, closed_count_reached, 5, 5), 0);
+    run_until_done(f);
+    uv_close((uv_handle_t *)&poll, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* poll lives on this stack: let it close */
+    assert_int_equal(f->srv.closed, 1);
+    assert_int_equal(f->closes, 0);
+}
+
 /* ---- TLS ---- */
 
 /* A self-signed P-256 certificate for 127.0.0.1 (SAN DNS and IP), written as PEM files into dir. */
@@ -919,6 +1033,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(free_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(free_while_connecting, setup, teardown),
         cmocka_unit_test_setup_teardown(wss_verifies_the_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(client_and_status_server_share_one_context, setup, teardown),
+        cmocka_unit_test_setup_teardown(free_on_a_share_drops_the_connection, setup, teardown),
     };
     /* TEST_WSC_LWS_LOG=1 shows lws's own log (info level needs no rebuild of lws: Debian builds it in). */
     lws_set_log_level(getenv("TEST_WSC_LWS_LOG") ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO : 0, NULL);
