@@ -108,8 +108,8 @@ if has_row 6; then
         "$IB" tput --build "$BUILD" --tmp "$TMP" --tasks "$TPUT_TASKS" --workspaces "$TPUT_WS" --repeats "$TPUT_REPEATS"
 fi
 
-# Threads: does anything start one? With a numeric endpoint nothing does; with a DNS name, libcurl's threaded
-# resolver starts one per lookup. Counted with strace when it is installed (it is not a build dependency).
+# Threads: does anything start one? With a numeric endpoint nothing does; with a DNS name, h1 (and libcurl's
+# threaded resolver, for https) starts one per lookup, which ends with it. Counted with strace when it is installed (it is not a build dependency).
 CLONES="not measured (strace is not installed)"
 if has_row 1 && command -v strace > /dev/null; then
     mkdir -p "$TMP/clone-data" "$TMP/home"
@@ -120,7 +120,7 @@ if has_row 1 && command -v strace > /dev/null; then
         IAC_AGENT_NAME=clones IAC_AGENT_DATA_DIR="$TMP/clone-data" IAC_AGENT_LISTEN=127.0.0.1:$((20000 + RANDOM % 20000)) \
         strace -f -qq -e trace=clone,clone3 -o "$TMP/clones" timeout -s TERM 2 "$BUILD/iac-agent" > /dev/null 2>&1
     N=$(grep -c 'CLONE_THREAD' "$TMP/clones" 2> /dev/null)
-    CLONES="${N:-0} thread(s) started in 2 s by an agent whose IAC_API_ENDPOINT is a host name (the machine's own name; registration retried against a closed port), none with a numeric address"
+    CLONES="${N:-0} thread(s) started in 2 s by an agent whose IAC_API_ENDPOINT is a host name (the machine's own name; registration retried against a closed port), one per lookup and each gone with it; none with a numeric address"
     CMD[threads]="IAC_API_ENDPOINT=\$(hostname) SERVER_PORT=9 … strace -f -e trace=clone,clone3 timeout 2 $BUILD/iac-agent"
 fi
 END_S=$(date +%s)
@@ -397,9 +397,9 @@ called malloc:
 |---|---|
 $(echo "$HEAP" | awk -F'\t' '$1 != "TOTAL" { printf "%d\t%s\n", $1, $2 }' | sort -rn | awk -F'\t' '{ printf "| %s | %.1f |\n", $2, $1 / 1024 }')
 
-libtasn1 is gnutls's ASN.1 tables, built by gnutls's constructor at exec (gnutls comes with libcurl's
-dependencies: librtmp, libldap); libstdc++'s block is its exception-handling pool, allocated by its constructor
-(libstdc++ comes with ICU, which comes with libxml2, which comes with libarchive). Neither library is ever called.
+What the agent holds at idle. Start-up allocations that are freed again are not in this table — the largest is
+lws listing its library directory for event-loop plugins (about 90 KiB for every context it creates) — but they
+can leave heap pages resident (the [heap] mapping above).
 EOF
 else echo; echo "(The heap by allocation site needs valgrind, which is not installed.)"; fi
 cat << EOF
@@ -418,16 +418,22 @@ $(floor_table)
   $(f 1024 2 "$(med floor.cjson_load.rss_kib)") MiB: the floor of this library stack. Everything after it is optional for a plain-http agent at idle.
 * libcurl: loading it costs $(floor_delta openssl_init curl_load) MiB and $(floor_time curl_load) ms; \`curl_global_init\` and a multi handle $(floor_delta curl_load curl_multi_easy) MiB more.
   Debian's libcurl $(fact floor.curl.version) ($(fact floor.curl.ssl)) pulls in gnutls, nettle, krb5, ldap, rtmp, ssh2, nghttp2,
-  idn2, psl, brotli, zstd…, and their constructors run at exec.
+  idn2, psl, brotli, zstd…, and their constructors run when it is loaded. The agent does not link it: plain http
+  goes through common/h1.c, and the first https request (or http request with \`http_proxy\` set) dlopens libcurl,
+  so an https agent pays this (row 1, https) and a plain-http agent never does.
 * OpenSSL 3's first use (library context and default provider: the first SHA-256, or \`curl_global_init\`'s
-  \`OPENSSL_init_ssl\`) costs $(floor_delta cjson_load openssl_init) MiB and $(floor_time sha256_first openssl_init) ms. A plain-http agent pays it only because of \`curl_global_init\`.
-* libarchive (used only to unpack a downloaded engine zip) costs $(floor_delta curl_multi_easy archive_load) MiB and $(floor_time archive_load) ms at every start: it
-  brings libxml2, ICU and libstdc++, also when IAC_ENGINE_PATH is set and no zip is ever read.
+  \`OPENSSL_init_ssl\`) costs $(floor_delta cjson_load openssl_init) MiB and $(floor_time sha256_first openssl_init) ms. A plain-http agent does not pay it at start:
+  nothing touches OpenSSL before a task needs a digest (an engine's checksum, the plan's hash); from its first task
+  on, an agent keeps that state.
+* libarchive (used only to unpack a downloaded engine zip) costs $(floor_delta curl_multi_easy archive_load) MiB and $(floor_time archive_load) ms; it brings libxml2, ICU
+  and libstdc++. The agent dlopens it the first time it unpacks an engine zip, never when IAC_ENGINE_PATH is set.
 * Each lws context costs about $(floor_time lws_client_ctx) ms: lws 4.1.6 lists its library directory ($(ls /usr/lib/x86_64-linux-gnu 2> /dev/null | wc -l) entries
-  here) for event-loop plugins and dlopens the libuv one, once per context; the agent has two (C&C client, status server).
+  here) for event-loop plugins and dlopens the libuv one, once per context. The agent creates one, shared by the
+  C&C client and the status server (common/lwsloop.c), so the second step is what it saves.
 * A TLS client context (what wss adds) costs $(floor_time lws_tls_client_ctx) ms and $(floor_delta archive_load lws_tls_client_ctx) MiB: most of it is parsing the system CA store.
-* Threads: $(med idle.http.threads) at idle. libcurl's resolver is threaded (threaded_resolver=$(fact floor.curl.threaded_resolver)):
-  $CLONES. libwebsockets resolves the C&C host with a blocking getaddrinfo() on the loop thread instead.
+* Threads: $(med idle.http.threads) at idle. A host name is looked up on a thread that ends with the lookup (common/h1.c; libcurl's
+  resolver, threaded_resolver=$(fact floor.curl.threaded_resolver), does the same for https): $CLONES.
+  libwebsockets resolves the C&C host with a blocking getaddrinfo() on the loop thread instead.
 
 ## Method, row by row
 
@@ -446,11 +452,12 @@ binary measures up to about 1 MiB apart between runs on a busy machine; the anon
 EOF
 if [ -n "$R1" ] && [ "$(verdict "$R1" le 4608)" != met ]; then cat << EOF
 
-*Missed: RSS.* $(f $MIB 2 "$R1") MiB against 4.5 MiB. The core library stack alone is $(f 1024 2 "$(med floor.cjson_load.rss_kib)") MiB (table above); libcurl
-and its dependency tree ($(floor_delta openssl_init curl_multi_easy) MiB with its initialisation), OpenSSL's initialisation ($(floor_delta cjson_load openssl_init) MiB) and libarchive
-($(floor_delta curl_multi_easy archive_load) MiB) add the rest; the agent's own code and data are a few hundred KiB. Only an agent that loads neither libcurl nor
-libarchive at start and leaves OpenSSL uninitialised until a TLS URL needs it can come near the target, and even
-then the core stack leaves little room.
+*Missed: RSS.* $(f $MIB 2 "$R1") MiB against 4.5 MiB. The agent loads neither libcurl nor libarchive at start, leaves OpenSSL
+uninitialised over plain http and hands start-up's freed heap pages back; what remains is the core library stack
+($(f 1024 2 "$(med floor.cjson_load.rss_kib)") MiB in bench/floor.c, with two lws contexts; the agent has one), the agent's binary (resident almost
+whole), its heap and stack (tables above). Most of it is file-backed pages of libc and libcrypto, mapped by
+fault-around (see the method). libcrypto and libssl are there only because Debian's libwebsockets links OpenSSL: a
+libwebsockets built without TLS, or a WebSocket client and status server of our own, is what would close the gap.
 EOF
 fi
 if [ -n "$C1" ] && [ "$(verdict "$C1" le 2)" != met ]; then cat << EOF
@@ -473,12 +480,13 @@ EOF
 if [ -n "$R2" ] && [ "$(verdict "$R2" le 2500)" != met ]; then cat << EOF
 
 *Missed.* $(f 1000 2 "$R2") ms against 2.5 ms. Exec and dynamic loading alone take $(f 1000 2 "$(med start.exec_agent_version_us)") ms ($(f 1000 2 "$(med start.exec_libc_only_us)") ms for a libc-only
-program); loading libcurl's tree is $(floor_time curl_load) ms of it and libarchive's $(floor_time archive_load) ms (floor table). After \`main\`: OpenSSL's
-initialisation inside \`curl_global_init\` ($(floor_time sha256_first openssl_init) ms), two lws contexts ($(floor_time lws_client_ctx lws_server_ctx) ms, each listing the library
-directory), then three round trips before the heartbeat (register, credentials, WebSocket upgrade:
-$(f 1000 2 "$(med start.register_to_hb_us)") ms from registration to heartbeat). Without libcurl and libarchive at start, with one lws context and no
-OpenSSL initialisation over plain http the same sums give about $(awk -v a="$R2" -v c="$(med floor.curl_load.us)" -v r="$(med floor.archive_load.us)" -v x="$(med floor.lws_server_ctx.us)" -v o="$(med floor.sha256_first.us)" -v g="$(med floor.curl_global_init.us)" 'BEGIN { if (a != "") printf "%.1f", (a - c - r - x - o - g) / 1000; else printf "–" }') ms; below that, loading libwebsockets
-(which links libssl and libcrypto: $(floor_time lws_load) ms) and its per-context plugin scan remain.
+program); loading libwebsockets and the libssl and libcrypto it links is $(floor_time lws_load) ms of it (floor table). After \`main\` the
+agent sends its registration at once and creates its one lws context (status server and C&C client share it; lws
+lists its library directory for plugins, $(floor_time lws_client_ctx) ms) while the plane answers; then it fetches the registry credentials and
+opens the WebSocket side by side, C&C messages waiting for the credentials ($(f 1000 2 "$(med start.register_to_hb_us)") ms from registration to
+heartbeat). What is left is Debian's libwebsockets: one built without TLS, or a WebSocket client and status server
+of our own (as common/h1.c is for HTTP), would take the loading of libssl and libcrypto off the start, and lws 4.3's
+custom event-loop option the directory listing.
 EOF
 fi
 cat << EOF
@@ -495,14 +503,16 @@ row), so that both are measured under the same load.
 EOF
 if [ -n "$D3" ] && { [ "$(verdict "$D3" le 5000)" != met ] || [ "$(verdict "$RATIO3" le 2)" != met ] || [ "$(verdict "$P3" le 20000)" != met ]; }; then cat << EOF
 
-*Missed.* Median $(f 1000 2 "$D3") ms, p99 $(f 1000 2 "$P3") ms, $(ratio "$D3" "$B3") the bare spawn. Between the frame and the exec the agent, on its loop,
-makes at least four durable writes — state.json when the slot is taken, then main.tf.json, variables.tfvars
-and .terraform.lock.hcl while rendering (more for a workspace with providers, outputs or state), each with fsync of
-the file and of its directory ($(f 1000 2 "$(med dispatch.atomic_write_us)") ms each here, so about
-$(awk -v w="$(med dispatch.atomic_write_us)" 'BEGIN { if (w != "") printf "%.1f", 4 * w / 1000; else printf "–" }') ms in all) — makes the E3 round trip through libcurl, and forks from a process with $(f 1 0 "$VMAS") mappings, which fork
-copies and exec tears down again (the baseline forks from a small process). Durability of files the engine reads at
-once buys nothing (a crash loses the work directory anyway); writing them without fsync, and saving state.json after
-the spawn, would take those milliseconds off.
+*Missed.* Median $(f 1000 2 "$D3") ms, p99 $(f 1000 2 "$P3") ms, $(ratio "$D3" "$B3") the bare spawn. Between the frame and the exec the agent
+saves state.json (without fsync when the only change is a slot taken: a process or container crash still finds the
+task, and after a kernel crash the plane fails the disconnected agent's tasks itself), fetches the bundle (E3, one
+loopback round trip through common/h1.c), creates the work directory and the log file, writes the rendered files
+without fsync (the engine reads them at once; a crash fails the task and removes its directory anyway) and spawns the
+engine. Timestamps in a scratch build (not part of this run) put about 0.2 ms on the save, 0.3 ms on the fetch,
+0.25 ms on the directory and files, and 0.9–1.2 ms from \`uv_spawn\` to the engine's \`main\`: forking from the
+agent ($(f 1 0 "$VMAS") mappings) costs more than from the small baseline program, and libuv 1.44 only forks. The
+spawn alone leaves no room for the rest under 2× the baseline. A durable write of the old kind costs
+$(f 1000 2 "$(med dispatch.atomic_write_us)") ms here (the "one durable small-file write" row); four of them were on this path before.
 EOF
 fi
 cat << EOF
@@ -511,18 +521,17 @@ cat << EOF
 $(f 1 0 "$(awk -v b="$LOG_BYTES" 'BEGIN { print int(b / 100) }')") lines of exactly 100 bytes during \`plan\` (FAKE_TF_OUTPUT_LINES, FAKE_TF_OUTPUT_LINE_BYTES=99), through
 \`bench/tfstamp\` in wait mode, which records when the engine started and exited. Throughput = bytes ÷ that time:
 the engine's writes block on the pipe, so it exits only when the agent has taken all but one pipe buffer. The agent
-writes the spill file and offers every line as a live frame (most are dropped: the C&C queue is bounded, by design).
+writes the spill file and, for every line, asks whether the C&C queue would take a live frame: most lines find it
+full (it is bounded, by design) and are counted as dropped without the frame being built.
 RSS is sampled every 20 ms from \`/proc/PID/status\` over the whole task, which afterwards uploads the whole log twice
 (E5, E6), streamed from the spill file; the devplane drains a body over 512 MiB and answers 413, so a 1 GiB log is
 streamed but not stored. Baseline: the same wrapper and knobs printing into \`cat > file\` through a pipe.
 EOF
 if [ -n "$L4" ] && { [ "$(verdict "$L4" ge 200)" != met ] || [ "$(verdict "$RATIO4" ge 0.5)" != met ]; }; then cat << EOF
 
-*Missed.* $(f 1 0 "$L4") MB/s, $(ratio "$L4" "$LB4") of \`cat\`. For every 100-byte line the agent reads the clock, formats an RFC 3339
-timestamp (gmtime_r, strftime, snprintf) and copies the line into a live frame before the queue check drops it
-($(f 1 0 "$(med log.live_frames_dropped)") frames dropped per repeat), besides appending it to the spill buffer and the error extractor; \`cat\`
-moves the bytes in large blocks. Checking the queue before building the frame, and formatting the timestamp once per
-millisecond, would remove most of that per-line work.
+*Missed.* $(f 1 0 "$L4") MB/s, $(ratio "$L4" "$LB4") of \`cat\`. For every 100-byte line the agent still splits the line, appends it to
+the spill buffer and the error extractor and asks the queue ($(f 1 0 "$(med log.live_frames_dropped)") frames dropped per repeat); \`cat\`
+moves the bytes in large blocks. \`cat\`'s own rate swings widely on this machine (compare runs).
 EOF
 fi
 cat << EOF
