@@ -52,6 +52,8 @@ DEVPLANE_SRC := $(sort $(wildcard tests/fakes/devplane/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC    := $(sort $(wildcard tests/integration/test_*.c))
 HARNESS_SRC  := $(sort $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c)))
+# Helpers both kinds of tests use (tests/support/*.h, included as "name.h").
+SUPPORT_SRC  := $(sort $(wildcard tests/support/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -108,12 +110,15 @@ $(BUILD)/fake-terraform: $(call obj,$(FAKETF_SRC)) $(LIBIAC)
 # Unit tests that call libcurl or libarchive themselves (the others load them as the programs do).
 DIRECT_DLOPEN_USERS := test_engine test_https
 # Unit tests link the agent's modules too (store, config, …); the linker takes only what a test uses.
-$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
+$(BUILD)/obj/tests/%.o: CFLAGS += -Itests/support
+
+$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(call obj,$(SUPPORT_SRC)) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(if $(filter $(DIRECT_DLOPEN_USERS),$*),$(DLOPEN_LIBS)) $(COORD_LIBS) \
 	    $(CMOCKA_LIBS)
 
-$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(call obj,$(HARNESS_SRC)) $(LIBIAC)
+$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(call obj,$(HARNESS_SRC)) $(call obj,$(SUPPORT_SRC)) \
+                              $(LIBIAC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DLOPEN_LIBS) $(CMOCKA_LIBS)
 

@@ -3,10 +3,10 @@
  * (one lws context, credentials fetched while the C&C socket connects) without letting a task run before the
  * registry credentials are in place. */
 #include "harness.h"
+#include "lwsfds.h"
 #include "taskplane.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -127,25 +127,6 @@ static void pool_secrets_become_credentials_file(void **state) {
     harness_done(h);
 }
 
-/* Descriptors of /dev/urandom the process holds: libwebsockets opens one per context, nothing else in the agent
- * keeps one. */
-static int urandom_fds(pid_t pid) {
-    char dir[64], target[64];
-    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    for (struct dirent *de; (de = readdir(d)) != NULL;) {
-        ssize_t len = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
-        if (len > 0) {
-            target[len] = '\0';
-            n += strcmp(target, "/dev/urandom") == 0;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 /* The status server and the C&C client run on one lws context (each context costs lws 4.1.6 a listing of its
  * library directory at start): a connected agent holds one libwebsockets context, and both work — the status
  * server answers, the devplane has its heartbeat. */
@@ -158,7 +139,7 @@ static void status_server_and_cc_client_share_one_lws_context(void **state) {
     assert_non_null(st);
     assert_true(harness_json_true(st, "connected"));
     cJSON_Delete(st);
-    assert_int_equal(urandom_fds(ag.proc->pid), 1);
+    assert_int_equal(lwsfds_urandom(ag.proc->pid), 1);
     harness_done(h);
 }
 

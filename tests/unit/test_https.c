@@ -5,7 +5,6 @@
  * with a uv_async; the loop frees the server(s) and must then run to completion on its own. Everything the
  * handler saw is recorded and checked after the loop has returned and the thread has been joined. */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,6 +26,8 @@
 
 #include "iac/https.h"
 #include "iac/lwsloop.h"
+
+#include "lwsfds.h"
 
 #define MAX_SEEN 8
 
@@ -630,37 +631,18 @@ static void all_interfaces_are_served(void **state)
 
 /* ---- on a shared context ---- */
 
-/* Descriptors of /dev/urandom: lws opens one per context, and nothing else here keeps one. */
-static int urandom_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    char target[64];
-    int n = 0;
-
-    assert_non_null(d);
-    for (struct dirent *de; (de = readdir(d)) != NULL;) {
-        ssize_t len = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
-        if (len > 0) {
-            target[len] = '\0';
-            n += strcmp(target, "/dev/urandom") == 0;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 /* Two servers on one shared context: no context of their own (the share's /dev/urandom descriptor is the only
  * one), each answers on its own port with its own handler argument, and once both are freed and the share's
  * last reference is dropped the loop runs to completion. */
 static void servers_on_a_share_answer_without_a_context_each(void **state)
 {
     fixture *f = *state;
-    int before = urandom_fds();
+    int before = lwsfds_urandom(0);
     f->share = lwsloop_share_new(&f->loop, 0);
     assert_non_null(f->share);
     start_server(f, 0, 0);
     start_server(f, 1, 0);
-    assert_int_equal(urandom_fds(), before + 1);
+    assert_int_equal(lwsfds_urandom(0), before + 1);
     run(f, client_two);
 
     assert_int_equal(f->res[0].status, 200);

@@ -26,6 +26,8 @@
 
 #include "iac/lwsloop.h"
 
+#include "lwsfds.h"
+
 #define MAX_PIPES 32
 
 typedef struct {
@@ -364,24 +366,6 @@ static void a_share_lives_until_its_last_user_lets_go(void **state)
     assert_int_equal(open_fds(), f->fds_before);
 }
 
-static int urandom_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    char target[64];
-    int n = 0;
-
-    assert_non_null(d);
-    for (struct dirent *de; (de = readdir(d)) != NULL;) {
-        ssize_t len = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
-        if (len > 0) {
-            target[len] = '\0';
-            n += strcmp(target, "/dev/urandom") == 0;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 /* A share makes its context only when a user first asks for it (lws opens /dev/urandom once per context): until
  * then holding it costs no context, and a share whose context was never made goes, done callbacks and all, at the
  * last unref without a loop turn. */
@@ -389,17 +373,17 @@ static void a_share_makes_its_context_on_first_use(void **state)
 {
     fixture *f = *state;
     share_user a = { f, 'a' }, b = { f, 'b' };
-    int before = urandom_fds();
+    int before = lwsfds_urandom(0);
     lwsloop_share *sh = lwsloop_share_new(&f->loop, 0), *unused = lwsloop_share_new(&f->loop, 0);
 
     assert_non_null(sh);
     assert_non_null(unused);
     assert_int_equal(lwsloop_share_ref(unused), 0);
-    assert_int_equal(urandom_fds(), before);
+    assert_int_equal(lwsfds_urandom(0), before);
     struct lws_context *ctx = lwsloop_share_context(sh);
     assert_non_null(ctx);
     assert_ptr_equal(lwsloop_share_context(sh), ctx);
-    assert_int_equal(urandom_fds(), before + 1);
+    assert_int_equal(lwsfds_urandom(0), before + 1);
 
     lwsloop_share_unref(unused, user_done, &a);
     lwsloop_share_unref(unused, user_done, &b);
@@ -407,7 +391,7 @@ static void a_share_makes_its_context_on_first_use(void **state)
     f->expect_done = 2;
     lwsloop_share_unref(sh, NULL, NULL);
     run_to_completion(f);
-    assert_int_equal(urandom_fds(), before);
+    assert_int_equal(lwsfds_urandom(0), before);
     assert_int_equal(open_fds(), f->fds_before);
 }
 

@@ -19,7 +19,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +27,8 @@
 #include "iac/https.h"
 #include "iac/lwsloop.h"
 #include "iac/wsc.h"
+
+#include "lwsfds.h"
 
 /* ---- the test server ---- */
 
@@ -818,25 +819,6 @@ static void free_while_connecting(void **state)
 
 /* ---- on a shared context ---- */
 
-/* Descriptors of /dev/urandom: lws opens one per context, and nothing else here keeps one. */
-static int urandom_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    char target[64];
-    int n = 0;
-
-    assert_non_null(d);
-    for (struct dirent *de; (de = readdir(d)) != NULL;) {
-        ssize_t len = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
-        if (len > 0) {
-            target[len] = '\0';
-            n += strcmp(target, "/dev/urandom") == 0;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 static void status_handler(const https_request *req, https_response *res, void *arg)
 {
     (void)req;
@@ -861,13 +843,13 @@ static void client_and_status_server_share_one_context(void **state)
 {
     fixture *f = *state;
     wsc_callbacks cb = { echo_open, echo_message, on_close, NULL };
-    int before = urandom_fds();
+    int before = lwsfds_urandom(0);
 
     share_with_status_server(f);
-    assert_int_equal(urandom_fds(), before + 1);
+    assert_int_equal(lwsfds_urandom(0), before + 1);
     wsc_opts opts = { .share = f->share };
     wsc *w = client(f, &opts, &cb);
-    assert_int_equal(urandom_fds(), before + 1);
+    assert_int_equal(lwsfds_urandom(0), before + 1);
 
     assert_int_equal(wsc_connect(w, f->url, "tok-shared"), WSC_OK);
     run_until_done(f);
@@ -880,7 +862,7 @@ static void client_and_status_server_share_one_context(void **state)
     /* The control: a client of its own costs a context. */
     wsc *own = wsc_new(&f->loop, NULL, &basic_cb, f);
     assert_non_null(own);
-    assert_int_equal(urandom_fds(), before + 2);
+    assert_int_equal(lwsfds_urandom(0), before + 2);
     wsc_free(own);
 }
 
