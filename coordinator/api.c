@@ -84,7 +84,7 @@ static void tally_pool(const pool_state *ps, int64_t now, pool_tally *t)
         if (!p->has_status)
             continue;
         for (int s = 0; s < p->nslots && s < SLOTS_MAX; s++) {
-            const view_slot *sl = &p->slots[s];
+            const view_slot *sl = &view_pod_slots(p)[s];
             int kind = s == 0 ? KIND_SLOT0 : KIND_PLAN;
             if (sl->status == SLOT_IDLE) {
                 /* An idle slot on a pod on its way out is no capacity. */
@@ -154,7 +154,7 @@ static void write_pod(strbuf *b, const view_pod *p, int64_t now)
     json_str_or_null(b, p->has_status ? p->agent_id : NULL);
     strbuf_printf(b, ",\"connected\":%s,\"slots\":[", p->has_status && p->connected ? "true" : "false");
     for (int s = 0; p->has_status && s < p->nslots && s < SLOTS_MAX; s++) {
-        const view_slot *sl = &p->slots[s];
+        const view_slot *sl = &view_pod_slots(p)[s];
         strbuf_printf(b, "%s{\"slot_id\":%d,\"status\":\"%s\",", s ? "," : "", s, slots_status_name(sl->status));
         if (sl->status == SLOT_IDLE)
             strbuf_puts(b, "\"task_id\":null,\"task_type\":null,\"action\":null");

@@ -115,7 +115,8 @@ static void count_pool(const view_pool *v, pool_counts *c)
         if (!takes_work(p) || p->nslots < 1)
             continue;
         c->working++;
-        switch (p->slots[0].status) {
+        const view_slot *slots = view_pod_slots(p);
+        switch (slots[0].status) {
         case SLOT_IDLE:
             c->slot0_free++;
             if (c->first_free0 < 0)
@@ -125,7 +126,7 @@ static void count_pool(const view_pool *v, pool_counts *c)
         case SLOT_RESERVED: c->slot0_reserved++; break;
         }
         for (int s = 1; s < p->nslots && s < SLOTS_MAX; s++) {
-            if (p->slots[s].status == SLOT_IDLE) {
+            if (slots[s].status == SLOT_IDLE) {
                 c->plan_free++;
                 if (c->first_free_plan < 0)
                     c->first_free_plan = i;
@@ -474,8 +475,9 @@ static int find_holdings(const explain_ctx *x, holding *out, int max)
             const view_pod *p = &ps->view.pods[k];
             if (!p->has_status)
                 continue;
+            const view_slot *slots = view_pod_slots(p);
             for (int s = 0; s < p->nslots && s < SLOTS_MAX; s++)
-                if (p->slots[s].status != SLOT_IDLE && p->slots[s].task_id == x->task && n < max)
+                if (slots[s].status != SLOT_IDLE && slots[s].task_id == x->task && n < max)
                     out[n++] = (holding){ ps, p, s };
         }
     }
@@ -502,12 +504,12 @@ static void explain_held(explain_ctx *x, const holding *h, int nh, answer *a)
     /* A running slot is where the task is now; a reservation elsewhere is then stale. */
     int primary = 0;
     for (int i = 0; i < nh; i++)
-        if (h[i].pod->slots[h[i].slot].status == SLOT_RUNNING) {
+        if (view_pod_slots(h[i].pod)[h[i].slot].status == SLOT_RUNNING) {
             primary = i;
             break;
         }
     const holding *p = &h[primary];
-    const view_slot *s = &p->pod->slots[p->slot];
+    const view_slot *s = &view_pod_slots(p->pod)[p->slot];
     a->result = EXPLAIN_HELD;
     a->ps = p->ps;
     a->pod = p->pod;
@@ -531,7 +533,7 @@ static void explain_held(explain_ctx *x, const holding *h, int nh, answer *a)
     for (int i = 0; i < nh; i++) {
         if (i == primary)
             continue;
-        const view_slot *o = &h[i].pod->slots[h[i].slot];
+        const view_slot *o = &view_pod_slots(h[i].pod)[h[i].slot];
         char age[32];
         age_words(scaler_elapsed_ms(x->now, o->since_ms), age, sizeof age);
         reason_add(x, "slot %d of pod %s (pool %s) also holds it, %s for %s%s", h[i].slot, h[i].pod->name,

@@ -1,11 +1,12 @@
 /* observe.h — one observation of a pool: the reads of DESIGN §5 steps 1–3, all asynchronous on the loop.
  *
- * Order: the Deployment (its selector and replicas), then its pods (label selector), then in parallel every Ready
- * pod's agent (GET http://<pod ip>:<agent port>/v1/status, short timeout, at most 64 at once so that a large pool
- * never runs out of sockets) and the plane's demand URL. The result
- * is a view_pool built from these answers only. Nothing fails as a whole: each read that goes wrong leaves its
- * reason in the view (deployment_error, a pod's status_error, demand_error) and in observe_result, and the caller
- * decides what it means.
+ * Order: the Deployment (its selector and replicas), then its pods (label selector; in pages, limit and continue,
+ * each page made into view rows before the next is asked for, and the list started over once if the API server
+ * expired its continue token), then in parallel every Ready pod's agent (GET http://<pod ip>:<agent port>/v1/status,
+ * short timeout, at most 64 at once so that a large pool never runs out of sockets) and the plane's demand URL. The
+ * result is a view_pool built from these answers only. Nothing fails as a whole: each read that goes wrong leaves
+ * its reason in the view (deployment_error, a pod's status_error, demand_error) and in observe_result, and the
+ * caller decides what it means. A pod list that cannot be read to its end leaves no pods in the view, never some.
  *
  * Ownership: the caller owns the view it passes (observe fills it, replacing what was there) and the config; both
  * must stay valid until the callback runs or observe_cancel(). The observation frees itself after its callback. */

@@ -470,7 +470,7 @@ static int64_t pool_cost_of(const view_pod *pod)
 {
     int64_t cost = 0;
     for (int i = 0; i < pod->nslots; i++) {
-        const view_slot *sl = &pod->slots[i];
+        const view_slot *sl = &view_pod_slots(pod)[i];
         if (sl->status == SLOT_RESERVED)
             cost += POOL_COST_RESERVED;
         else if (sl->status == SLOT_RUNNING)
@@ -663,10 +663,11 @@ static void pool_on_recheck(pool *p, pool_op *op, const httpc_response *r)
     bool idle = read;
     uint64_t task = 0;
     for (int i = 0; read && i < now.nslots; i++)
-        if (now.slots[i].status != SLOT_IDLE) {
+        if (view_pod_slots(&now)[i].status != SLOT_IDLE) {
             idle = false;
-            task = now.slots[i].task_id;
+            task = view_pod_slots(&now)[i].task_id;
         }
+    view_pod_free(&now);
     char url[200];
     if (!idle) {
         pool_agent_url(p, vic->ip, "/v1/undrain", url, sizeof url);

@@ -10,7 +10,10 @@
  *   - Deployment: spec.replicas absent reads as 1 (Kubernetes' default), status.readyReplicas absent as 0 (it is
  *     omitted when zero); both must fit an int32. A parse error resets the Deployment fields (found false) and
  *     copies the message into deployment_error.
- *   - PodList: "items": null reads as no pods (a Go nil slice); absent is an error. An item without metadata or
+ *   - PodList: read whole (view_parse_pods) or a page at a time (view_parse_pod_page); both read items the same
+ *     way and commit a whole list or a whole page, never part of one. A page's rows are appended with one
+ *     realloc to the exact count, so the rows of a 1,000-pod pool never hold slack or a doubled buffer.
+ *     "items": null reads as no pods (a Go nil slice); absent is an error. An item without metadata or
  *     without a name is skipped (header), but a name of the wrong type is an error. creationTimestamp is required
  *     (the API server always sets it: without it the startup timeout and the youngest-first rule mean nothing).
  *     A missing status.phase reads as "Pending" (what the API server defaults a new pod to). The deletion cost
@@ -250,11 +253,35 @@ static bool parse_cost(const char *s, int64_t *out)
 
 /* ---- the pool ---- */
 
+void view_pod_free(view_pod *p)
+{
+    if (!p)
+        return;
+    free(p->slots_ext);
+    memset(p, 0, sizeof *p);
+}
+
+static void free_rows(view_pod *pods, int n)
+{
+    for (int i = 0; pods && i < n; i++)
+        free(pods[i].slots_ext);
+    free(pods);
+}
+
+void view_pool_free_pods(view_pool *v)
+{
+    if (!v)
+        return;
+    free_rows(v->pods, v->npods);
+    v->pods = NULL;
+    v->npods = 0;
+}
+
 void view_pool_free(view_pool *v)
 {
     if (!v)
         return;
-    free(v->pods);
+    view_pool_free_pods(v);
     free(v->waiting);
     memset(v, 0, sizeof *v);
 }
@@ -395,34 +422,87 @@ static int read_pod(view_rd *r, const cJSON *item, int i, view_pod *p)
     return 0;
 }
 
-int view_parse_pods(const cJSON *list, view_pool *v, char *err, size_t errlen)
+/* The items of a PodList into a new array of rows (*out, NULL when none; *nout rows), for a view that holds `have`
+ * pods already. 0, or -1 with nothing allocated. */
+static int read_items(view_rd *r, const cJSON *list, int have, view_pod **out, int *nout)
 {
-    view_rd r = { .err = err, .errlen = errlen };
     const cJSON *items = NULL, *item;
     view_pod *pods = NULL;
     int n = 0, i = 0;
 
-    if (rd_root(&r, list, "pod list") < 0)
+    *out = NULL;
+    *nout = 0;
+    if (rd_root(r, list, "pod list") < 0)
         return -1;
-    if (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(list, "items")) && rd_arr(&r, list, "items", true, &items) < 0)
+    if (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(list, "items")) && rd_arr(r, list, "items", true, &items) < 0)
         return -1;
     int count = items ? cJSON_GetArraySize(items) : 0;
-    if (count > VIEW_MAX_PODS)
-        return rd_fail(&r, "items: %d pods, more than the %d a pool may have", count, VIEW_MAX_PODS);
+    if (count > VIEW_MAX_PODS - have) {
+        if (have == 0)
+            return rd_fail(r, "items: %d pods, more than the %d a pool may have", count, VIEW_MAX_PODS);
+        return rd_fail(r, "items: %d more pods after %d, more than the %d a pool may have", count, have,
+                       VIEW_MAX_PODS);
+    }
     if (count > 0 && !(pods = calloc((size_t)count, sizeof *pods)))
-        return rd_fail(&r, "items: out of memory");
+        return rd_fail(r, "items: out of memory");
     cJSON_ArrayForEach(item, items)
     {
-        int rc = read_pod(&r, item, i++, &pods[n]);
+        int rc = read_pod(r, item, i++, &pods[n]);
         if (rc < 0) {
             free(pods);
             return -1;
         }
         n += rc == 0;
     }
-    free(v->pods);
+    *out = pods;
+    *nout = n;
+    return 0;
+}
+
+int view_parse_pods(const cJSON *list, view_pool *v, char *err, size_t errlen)
+{
+    view_rd r = { .err = err, .errlen = errlen };
+    view_pod *pods;
+    int n;
+
+    if (read_items(&r, list, 0, &pods, &n) < 0)
+        return -1;
+    view_pool_free_pods(v);
     v->pods = pods;
     v->npods = n;
+    return 0;
+}
+
+int view_parse_pod_page(const cJSON *page, view_pool *v, char *cont, size_t cont_len, char *err, size_t errlen)
+{
+    view_rd r = { .err = err, .errlen = errlen };
+    const cJSON *meta = NULL;
+    const char *token = NULL;
+    view_pod *pods;
+    int n;
+
+    if (rd_root(&r, page, "pod list") < 0 || rd_obj(&r, page, "metadata", false, &meta) < 0)
+        return -1;
+    rd_at(&r, "metadata.");
+    if (rd_str(&r, meta, "continue", false, &token) < 0)
+        return -1;
+    if (token && strlen(token) >= cont_len)
+        return rd_fail(&r, "continue: a token of %zu bytes, more than the %zu kept", strlen(token), cont_len - 1);
+    rd_at(&r, "%s", "");
+    if (read_items(&r, page, v->npods, &pods, &n) < 0)
+        return -1;
+    if (n > 0) {
+        view_pod *all = realloc(v->pods, (size_t)(v->npods + n) * sizeof *all);
+        if (!all) {
+            free(pods);
+            return rd_fail(&r, "items: out of memory");
+        }
+        memcpy(all + v->npods, pods, (size_t)n * sizeof *all);
+        v->pods = all;
+        v->npods += n;
+    }
+    free(pods);
+    memcpy(cont, token ? token : "", token ? strlen(token) + 1 : 1);
     return 0;
 }
 
@@ -474,7 +554,8 @@ static int read_slot(view_rd *r, const cJSON *s, int i, view_slot *out)
     return 0;
 }
 
-static int read_agent(view_rd *r, const cJSON *st, view_pod *a)
+/* The agent's fields into a, its slots into out (room for SLOTS_MAX; a->nslots of them). */
+static int read_agent(view_rd *r, const cJSON *st, view_pod *a, view_slot *out)
 {
     const char *id, *pool, *state, *ignored;
     const cJSON *slots = NULL, *s;
@@ -501,7 +582,7 @@ static int read_agent(view_rd *r, const cJSON *st, view_pod *a)
         return rd_fail(r, "slots: expected %d to %d slots, got %d", SLOTS_MIN, SLOTS_MAX, n);
     cJSON_ArrayForEach(s, slots)
     {
-        if (read_slot(r, s, i, &a->slots[i]) < 0)
+        if (read_slot(r, s, i, &out[i]) < 0)
             return -1;
         i++;
     }
@@ -513,13 +594,25 @@ int view_parse_agent_status(const cJSON *status, view_pod *pod, char *err, size_
 {
     view_rd r = { .err = err, .errlen = errlen };
     view_pod a;
+    view_slot slots[SLOTS_MAX];
+    view_slot *ext = NULL;
 
     memset(&a, 0, sizeof a);
-    if (read_agent(&r, status, &a) < 0) {
+    memset(slots, 0, sizeof slots);
+    int rc = read_agent(&r, status, &a, slots);
+    if (rc == 0 && a.nslots > VIEW_SLOTS_INLINE && !(ext = malloc((size_t)a.nslots * sizeof *ext)))
+        rc = rd_fail(&r, "slots: out of memory");
+    if (rc < 0) {
         pod->has_status = false;
         view_copy(pod->status_error, sizeof pod->status_error, err && errlen ? err : "invalid /v1/status");
         return -1;
     }
+    free(pod->slots_ext);
+    pod->slots_ext = ext;
+    if (ext)
+        memcpy(ext, slots, (size_t)a.nslots * sizeof *ext);
+    else
+        memcpy(pod->slots, slots, sizeof pod->slots);
     pod->has_status = true;
     pod->status_error[0] = '\0';
     memcpy(pod->agent_id, a.agent_id, sizeof pod->agent_id);
@@ -527,7 +620,6 @@ int view_parse_agent_status(const cJSON *status, view_pod *pod, char *err, size_
     pod->draining = a.draining;
     pod->connected = a.connected;
     pod->nslots = a.nslots;
-    memcpy(pod->slots, a.slots, sizeof pod->slots);
     return 0;
 }
 
@@ -648,14 +740,14 @@ void view_to_scaler_pod(const view_pod *p, scaler_pod *out, int64_t now_ms)
     out->slot0 = SLOT_IDLE;
     if (!out->has_status)
         return;
-    const view_slot *s0 = &p->slots[0];
+    const view_slot *slots = view_pod_slots(p), *s0 = &slots[0];
     out->slot0 = s0->status;
     if (s0->status == SLOT_RESERVED) {
         out->reserved_task_id = s0->task_id;
         out->reserved_age_ms = now_ms > s0->since_ms ? now_ms - s0->since_ms : 0;
     }
     for (int i = 1; i < p->nslots; i++) {
-        if (p->slots[i].status == SLOT_IDLE)
+        if (slots[i].status == SLOT_IDLE)
             out->plan_idle++;
         else
             out->plan_busy++;
@@ -670,12 +762,13 @@ int view_find_task(const view_pool *v, uint64_t task_id, int *slot_out)
         return -1;
     for (int i = 0; i < v->npods; i++) {
         const view_pod *p = &v->pods[i];
+        const view_slot *slots = view_pod_slots(p);
         for (int k = 0; p->has_status && k < p->nslots; k++) {
-            if (p->slots[k].status == SLOT_IDLE || p->slots[k].task_id != task_id)
+            if (slots[k].status == SLOT_IDLE || slots[k].task_id != task_id)
                 continue;
             /* A running slot is where the task is; a reservation elsewhere is one its pod has not let go of yet
              * (an upstream plane gave the apply to another pod): it only counts when nothing runs the task. */
-            if (p->slots[k].status == SLOT_RUNNING) {
+            if (slots[k].status == SLOT_RUNNING) {
                 if (slot_out)
                     *slot_out = k;
                 return i;

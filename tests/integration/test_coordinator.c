@@ -7,7 +7,9 @@
  *   - scale-down takes idle pods one per cycle down to min, never one with a reservation or a running apply;
  *   - meanwhile a pool whose Deployment does not exist is reported once: one log line and one Event in over 60 s;
  *   - two coordinators: exactly one acts; when it is killed the other takes over within 20 s;
- *   - RBAC refusing a verb is reported once, and lifting it lets the pool scale again. */
+ *   - RBAC refusing a verb is reported once, and lifting it lets the pool scale again;
+ *   - a pool of 250 pods is listed in pages; a continue token that expires once starts the list over within the
+ *     cycle, one that keeps expiring is the cycle's error, named. */
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -424,12 +426,177 @@ static void rbac_refusal_is_reported_once_and_lifting_it_resumes_scaling(void **
     harness_done(h);
 }
 
+/* ---- the pod list in pages ---- */
+
+#define BIG_POOL "pool-big"
+#define BIG_PODS 250
+
+static bool file_exists(void *arg) { return access((const char *)arg, F_OK) == 0; }
+
+/* kube-fake without a kubelet (pods are objects, nothing runs) and with one log line per request, seeded with
+ * items (consumed); a ps_kube for ps_coord_start and ps_kube_call. */
+static void bare_kube_start(harness *h, ps_kube *k, cJSON *items)
+{
+    char seed[HARNESS_PATH_LEN], ready[HARNESS_PATH_LEN], work[HARNESS_PATH_LEN], bin[PATH_MAX];
+    memset(k, 0, sizeof *k);
+    snprintf(k->token, sizeof k->token, "kube-fake-token-%d", (int)getpid());
+    snprintf(seed, sizeof seed, "%s/kube-seed.json", h->dir);
+    snprintf(ready, sizeof ready, "%s/kube-ready.json", h->dir);
+    snprintf(work, sizeof work, "%s/kube", h->dir);
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddItemToObject(doc, "items", items);
+    char *text = cJSON_PrintUnformatted(doc);
+    assert_int_equal(harness_write_file(seed, text, strlen(text)), 0);
+    free(text);
+    cJSON_Delete(doc);
+    harness_bin(h, "kube-fake", bin, sizeof bin);
+    char *argv[] = { bin, "--port", "0", "--ready-file", ready, "--token", k->token, "--seed", seed, "--work-dir",
+                     work, "--no-kubelet", "--log-level", "debug", NULL };
+    k->proc = harness_spawn(h, "kube-fake", argv, NULL);
+    assert_non_null(k->proc);
+    assert_true(harness_wait_until(file_exists, ready, 5000) >= 0);
+    char *rd = harness_read_file(ready, NULL);
+    cJSON *r = cJSON_Parse(rd);
+    free(rd);
+    k->port = (int)harness_json_num(r, "port", -1);
+    cJSON_Delete(r);
+    assert_true(k->port > 0);
+    snprintf(k->kubeconfig, sizeof k->kubeconfig, "%s/kubeconfig", h->dir);
+    char kc[1024];
+    int n = snprintf(kc, sizeof kc,
+                     "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-fake\n  cluster:\n"
+                     "    server: http://127.0.0.1:%d\ncontexts:\n- name: kube-fake\n  context:\n"
+                     "    cluster: kube-fake\n    user: tester\n    namespace: " PS_NAMESPACE "\n"
+                     "current-context: kube-fake\nusers:\n- name: tester\n  user:\n    token: %s\n",
+                     k->port, k->token);
+    assert_int_equal(harness_write_file(k->kubeconfig, kc, (size_t)n), 0);
+}
+
+/* The Deployment of BIG_POOL (replicas BIG_PODS) and its BIG_PODS pods, Running but not Ready: the coordinator
+ * lists them and asks no agent. */
+static cJSON *big_pool_seed(void)
+{
+    char text[1024];
+    cJSON *items = cJSON_CreateArray();
+    snprintf(text, sizeof text,
+             "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"iac-agent-" BIG_POOL "\","
+             "\"namespace\":\"" PS_NAMESPACE "\"},\"spec\":{\"replicas\":%d,\"selector\":{\"matchLabels\":"
+             "{\"pool-id\":\"" BIG_POOL "\"}},\"template\":{\"metadata\":{\"labels\":{\"pool-id\":\"" BIG_POOL "\"}},"
+             "\"spec\":{\"containers\":[{\"name\":\"agent\",\"image\":\"iac-agent\"}]}}}}",
+             BIG_PODS);
+    cJSON_AddItemToArray(items, cJSON_Parse(text));
+    for (int i = 0; i < BIG_PODS; i++) {
+        snprintf(text, sizeof text,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"iac-agent-" BIG_POOL "-%03d\","
+                 "\"namespace\":\"" PS_NAMESPACE "\",\"labels\":{\"pool-id\":\"" BIG_POOL "\"}},"
+                 "\"spec\":{\"containers\":[{\"name\":\"agent\",\"image\":\"iac-agent\"}]},"
+                 "\"status\":{\"phase\":\"Running\",\"podIP\":\"127.0.9.%d\"}}",
+                 i, 1 + i % 250);
+        cJSON_AddItemToArray(items, cJSON_Parse(text));
+    }
+    return items;
+}
+
+typedef struct {
+    const ps_coord *c;
+    long            after;  /* a view of a cycle after this one */
+    int             pods;   /* … listing this many pods */
+    const char     *error;  /* … with a cycle error containing this, or NULL for none */
+    long            cycles; /* filled: the cycle of the view that matched */
+} big_wait;
+
+static bool big_view_is(void *arg)
+{
+    big_wait *w = arg;
+    cJSON *doc = NULL;
+    const cJSON *p = ps_coord_pool(w->c, BIG_POOL, &doc);
+    const cJSON *err = cJSON_GetObjectItem(p, "cycle_error");
+    long cycles = (long)harness_json_num(cJSON_GetObjectItem(p, "counters"), "cycles", -1);
+    bool ok = p && harness_json_true(p, "observed") && cycles > w->after &&
+              cJSON_GetArraySize(cJSON_GetObjectItem(p, "pods")) == w->pods &&
+              (w->error ? cJSON_IsString(err) && strstr(err->valuestring, w->error)
+                        : !err || cJSON_IsNull(err));
+    if (ok)
+        w->cycles = cycles;
+    cJSON_Delete(doc);
+    return ok;
+}
+
+static void compact(const ps_kube *k, int expire_next)
+{
+    char body[64];
+    long status = 0;
+    snprintf(body, sizeof body, "{\"expire_next\": %d}", expire_next);
+    cJSON_Delete(ps_kube_call(k, "POST", "/admin/compact", NULL, body, &status));
+    assert_int_equal(status, 200);
+}
+
+/* A pool of 250 pods is listed in pages (limit and continue, as client-go's pager asks); a continue token that
+ * expires (410, the API server compacted) starts the list over within the same cycle, which sees every pod and
+ * no error; a token that expires again is the cycle's error, naming the 410, and the cycle shows no partial list;
+ * once tokens last again, so does the pool's view. */
+static void pod_list_comes_in_pages_and_an_expired_token_starts_it_over(void **state)
+{
+    harness *h = *state;
+    ps_kube k;
+    bare_kube_start(h, &k, big_pool_seed());
+    char pools[HARNESS_PATH_LEN], text[1024];
+    snprintf(pools, sizeof pools, "%s/pools.json", h->dir);
+    int n = snprintf(text, sizeof text,
+                     "{\"pools\": [{\"id\": \"" BIG_POOL "\", \"namespace\": \"" PS_NAMESPACE "\", \"deployment\": "
+                     "\"iac-agent-" BIG_POOL "\", \"slots_per_pod\": 4, \"min_replicas\": %d, \"max_replicas\": %d, "
+                     "\"headroom\": {\"slot0\": 0, \"plan\": 0}, \"pod_startup_timeout\": \"10m\"}]}",
+                     BIG_PODS, BIG_PODS);
+    assert_int_equal(harness_write_file(pools, text, (size_t)n), 0);
+    ps_coord c;
+    const char *flags[] = { "--cycle", "300ms", "--leader-elect=false", NULL };
+    ps_coord_start(h, &c, &k, pools, "coord-a", flags);
+
+    /* Every pod, in pages: the first without a token, the others with the token of the page before. */
+    big_wait all = { .c = &c, .after = 0, .pods = BIG_PODS };
+    assert_true(harness_wait_until(big_view_is, &all, 10000) >= 0);
+    const char *list = "GET /api/v1/namespaces/" PS_NAMESPACE "/pods?labelSelector=pool-id%3D" BIG_POOL "&limit=";
+    assert_true(harness_count_substr(k.proc->err_path, list) >= 3);
+    assert_true(harness_count_substr(k.proc->err_path, "&continue=") >= 2);
+    assert_int_equal(harness_count_substr(k.proc->err_path, "-> 410"), 0);
+
+    /* The next token presented expires: that cycle starts the list over and sees every pod, without an error. */
+    compact(&k, 1);
+    big_wait after = { .c = &c, .after = all.cycles + 3, .pods = BIG_PODS };
+    assert_true(harness_wait_until(big_view_is, &after, 10000) >= 0);
+    assert_int_equal(harness_count_substr(k.proc->err_path, "-> 410"), 1);
+    assert_int_equal(harness_count_substr(c.proc->err_path, "list pods"), 0); /* no cycle error, ever */
+
+    /* Every token expires: a second expiry is the cycle's error, and the view holds no partial list. */
+    compact(&k, -1);
+    big_wait failing = { .c = &c, .after = after.cycles, .pods = 0, .error = "HTTP 410 Expired" };
+    assert_true(harness_wait_until(big_view_is, &failing, 10000) >= 0);
+    cJSON *doc = NULL;
+    const cJSON *p = ps_coord_pool(&c, BIG_POOL, &doc);
+    const char *why = harness_json_str(p, "cycle_error");
+    print_message("cycle error: %s\n", why ? why : "(none)");
+    assert_non_null(why);
+    assert_non_null(strstr(why, "list pods"));
+    assert_non_null(strstr(why, "started over"));
+    cJSON_Delete(doc);
+    assert_int_equal(harness_count_substr(c.proc->err_path, "HTTP 410 Expired"), 1); /* logged once */
+
+    /* Tokens last again: every pod, no error. */
+    compact(&k, 0);
+    big_wait healed = { .c = &c, .after = failing.cycles, .pods = BIG_PODS };
+    assert_true(harness_wait_until(big_view_is, &healed, 10000) >= 0);
+    assert_int_equal(ps_replicas(&k, BIG_POOL), BIG_PODS);
+    harness_done(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(pool_grows_for_applies_and_shrinks_safely, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(one_leader_acts_and_the_other_takes_over, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(rbac_refusal_is_reported_once_and_lifting_it_resumes_scaling, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(pod_list_comes_in_pages_and_an_expired_token_starts_it_over, harness_setup,
                                         harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

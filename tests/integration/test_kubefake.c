@@ -768,6 +768,185 @@ static void no_kubelet_keeps_seeded_pods_and_runs_nothing(void **state)
     harness_done(h);
 }
 
+/* ---- lists in chunks ---- */
+
+/* Five bare pods, four of them app=chunk in NS and one in default, without a kubelet: nothing runs. */
+static const char CHUNK_SEED[] =
+    "{\"items\":["
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"c-4\",\"namespace\":\"" NS "\","
+    "\"labels\":{\"app\":\"chunk\"}},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"a\"}]}},"
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"c-1\",\"namespace\":\"" NS "\","
+    "\"labels\":{\"app\":\"chunk\"}},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"a\"}]}},"
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"c-3\",\"namespace\":\"" NS "\","
+    "\"labels\":{\"app\":\"chunk\"}},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"a\"}]}},"
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"c-2\",\"namespace\":\"" NS "\","
+    "\"labels\":{\"app\":\"chunk\"}},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"a\"}]}},"
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"c-0\",\"namespace\":\"default\","
+    "\"labels\":{\"app\":\"chunk\"}},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"a\"}]}}]}";
+
+/* GET path with limit and, unless NULL, continue added to its query; the list document (caller frees). */
+static cJSON *chunk_get(const kubefake *kf, const char *path, int limit, const char *cont, long want)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "%s%climit=%d%s%s", path, strchr(path, '?') ? '&' : '?', limit,
+             cont ? "&continue=" : "", cont ? cont : "");
+    return kf_must(kf, "GET", url, NULL, NULL, want);
+}
+
+/* A list read chunk by chunk. */
+typedef struct {
+    int  chunks, items;
+    bool counted;     /* every chunk but the last told remainingItemCount, and it was never less than the rest */
+    char names[512];  /* in order, comma-separated */
+} chunked;
+
+/* Follows a list's chunks of `limit` to its end; every chunk must have the first one's resourceVersion. */
+static void chunks_all(const kubefake *kf, const char *path, int limit, chunked *c)
+{
+    char cont[1024] = "", rv[32] = "";
+    long told = -1;
+    memset(c, 0, sizeof *c);
+    c->counted = true;
+    do {
+        cJSON *doc = chunk_get(kf, path, limit, c->chunks ? cont : NULL, 200);
+        const cJSON *meta = jget(doc, "metadata"), *it;
+        const char *this_rv = harness_json_str(meta, "resourceVersion"), *next = harness_json_str(meta, "continue");
+        assert_non_null(this_rv);
+        if (!c->chunks)
+            snprintf(rv, sizeof rv, "%s", this_rv);
+        harness_assert_str(this_rv, rv);
+        int n = cJSON_GetArraySize(jget(doc, "items"));
+        assert_true(n <= limit);
+        if (told >= 0)
+            assert_true(told >= n);
+        cJSON_ArrayForEach(it, jget(doc, "items"))
+        {
+            size_t len = strlen(c->names);
+            snprintf(c->names + len, sizeof c->names - len, "%s%s", len ? "," : "",
+                     harness_json_str(jget(it, "metadata"), "name"));
+        }
+        c->items += n;
+        told = next ? (long)harness_json_num(meta, "remainingItemCount", -1) : -1;
+        if (next && told < 0)
+            c->counted = false;
+        assert_true(!next || strlen(next) < sizeof cont);
+        snprintf(cont, sizeof cont, "%s", next ? next : "");
+        c->chunks++;
+        cJSON_Delete(doc);
+        assert_true(c->chunks <= 10);
+    } while (cont[0]);
+}
+
+/* A list asked for in chunks (limit, continue) comes whole, in order, every chunk at the first one's
+ * resourceVersion, with remainingItemCount unless a selector was given; kubectl --chunk-size=2 lists all five pods
+ * through it. A token that is not one of ours is 400; after a compaction the token is 410 Expired with a token
+ * that goes on; an armed compaction expires the next token once, and the list started again then succeeds. */
+static void lists_come_in_chunks_and_expired_tokens_get_410(void **state)
+{
+    harness *h = *state;
+    kubefake kf;
+    const char *extra[] = { "--no-kubelet", NULL };
+    kf_start(h, &kf, CHUNK_SEED, NULL, extra);
+    chunked c;
+
+    /* All namespaces, no selector: chunks of 2, 2 and 1, counted. */
+    chunks_all(&kf, "/api/v1/pods", 2, &c);
+    assert_int_equal(c.chunks, 3);
+    assert_int_equal(c.items, 5);
+    harness_assert_str(c.names, "c-0,c-1,c-2,c-3,c-4");
+    assert_true(c.counted);
+    /* A label selector in one namespace: chunks of 3 and 1, not counted (nor does the API server count them). */
+    chunks_all(&kf, "/api/v1/namespaces/" NS "/pods?labelSelector=app%3Dchunk", 3, &c);
+    assert_int_equal(c.chunks, 2);
+    harness_assert_str(c.names, "c-1,c-2,c-3,c-4");
+    assert_false(c.counted);
+    /* Limit 0 (none), or one the list does not exceed: one chunk, no continue, no count. */
+    cJSON *doc;
+    for (int limit = 0; limit <= 5; limit += 5) {
+        doc = chunk_get(&kf, "/api/v1/pods", limit, NULL, 200);
+        assert_int_equal(cJSON_GetArraySize(jget(doc, "items")), 5);
+        assert_null(jget(jget(doc, "metadata"), "continue"));
+        assert_null(jget(jget(doc, "metadata"), "remainingItemCount"));
+        cJSON_Delete(doc);
+    }
+    /* Every list is chunked: namespaces (default, kube-system, terraform) too. */
+    doc = chunk_get(&kf, "/api/v1/namespaces", 1, NULL, 200);
+    assert_int_equal(cJSON_GetArraySize(jget(doc, "items")), 1);
+    assert_int_equal((int)harness_json_num(jget(doc, "metadata"), "remainingItemCount", -1), 2);
+    cJSON_Delete(doc);
+
+    /* Bad limits and tokens: 400 Status answers. */
+    long status;
+    static const char *const bad[] = {
+        "/api/v1/pods?limit=two",
+        "/api/v1/pods?limit=2&continue=not-a-token!",
+        "/api/v1/pods?limit=2&continue=eyJ2IjoxfQ", /* base64url of {"v":1}: JSON, but not a token */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        doc = kf_api(&kf, "GET", bad[i], NULL, NULL, &status);
+        assert_status(doc, status, 400, "BadRequest");
+        if (i > 0)
+            assert_non_null(strstr(harness_json_str(doc, "message"), "invalid continue token"));
+        cJSON_Delete(doc);
+    }
+
+    /* A token from before a compaction: 410 Expired, and the token in the Status goes on from the same key. */
+    doc = chunk_get(&kf, "/api/v1/pods", 2, NULL, 200);
+    char cont[1024];
+    snprintf(cont, sizeof cont, "%s", harness_json_str(jget(doc, "metadata"), "continue"));
+    cJSON_Delete(doc);
+    char path[1200];
+    snprintf(path, sizeof path, "/api/v1/pods?limit=2&continue=%s&resourceVersion=7", cont);
+    doc = kf_api(&kf, "GET", path, NULL, NULL, &status);
+    assert_status(doc, status, 400, "BadRequest");
+    cJSON_Delete(doc);
+    cJSON_Delete(kf_must(&kf, "POST", "/admin/compact", NULL, NULL, 200));
+    snprintf(path, sizeof path, "/api/v1/pods?limit=2&continue=%s", cont);
+    doc = kf_api(&kf, "GET", path, NULL, NULL, &status);
+    assert_status(doc, status, 410, "Expired");
+    const char *onward = harness_json_str(jget(doc, "metadata"), "continue");
+    assert_non_null(onward);
+    cJSON *rest = chunk_get(&kf, "/api/v1/pods", 10, onward, 200);
+    assert_int_equal(cJSON_GetArraySize(jget(rest, "items")), 3);
+    harness_assert_str(harness_json_str(jget(cJSON_GetArrayItem(jget(rest, "items"), 0), "metadata"), "name"), "c-2");
+    cJSON_Delete(rest);
+    cJSON_Delete(doc);
+
+    /* Armed once: the next token presented expires, whenever it was issued; a list started again is whole. */
+    cJSON *armed = kf_must(&kf, "POST", "/admin/compact", NULL, "{\"expire_next\": 1}", 200);
+    assert_int_equal((int)harness_json_num(armed, "expire_next", -2), 1);
+    cJSON_Delete(armed);
+    doc = chunk_get(&kf, "/api/v1/pods", 2, NULL, 200);
+    snprintf(cont, sizeof cont, "%s", harness_json_str(jget(doc, "metadata"), "continue"));
+    cJSON_Delete(doc);
+    cJSON_Delete(chunk_get(&kf, "/api/v1/pods", 2, cont, 410));
+    chunks_all(&kf, "/api/v1/pods", 2, &c);
+    harness_assert_str(c.names, "c-0,c-1,c-2,c-3,c-4");
+    doc = kf_must(&kf, "POST", "/admin/compact", NULL, "{\"expire_next\": -2}", 400);
+    cJSON_Delete(doc);
+
+    /* kubectl --chunk-size=2 (its default is 500) lists all five pods, following the tokens. */
+    char bin[PATH_MAX];
+    if (!find_kubectl(bin, sizeof bin)) {
+        print_message("kubectl is not on PATH: not trying kubectl --chunk-size\n");
+    } else {
+        char *out = NULL;
+        const char *get_pods[] = { "get", "pods", "--all-namespaces", "--chunk-size=2", NULL };
+        int before = harness_count_substr(kf.proc->err_path, "continue=");
+        assert_int_equal(kubectl(h, bin, &kf, get_pods, &out), 0);
+        assert_non_null(out);
+        print_message("kubectl get pods --all-namespaces --chunk-size=2:\n%s", out);
+        for (int i = 0; i < 5; i++) {
+            char row[16];
+            snprintf(row, sizeof row, " c-%d ", i);
+            assert_non_null(strstr(out, row));
+        }
+        free(out);
+        assert_true(harness_count_substr(kf.proc->err_path, "continue=") - before >= 2);
+    }
+    harness_done(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +959,8 @@ int main(void)
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(events_are_created_and_listed, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(no_kubelet_keeps_seeded_pods_and_runs_nothing, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(lists_come_in_chunks_and_expired_tokens_get_410, harness_setup,
+                                        harness_teardown),
         cmocka_unit_test_setup_teardown(bad_input_gets_status_errors_and_the_server_keeps_serving, harness_setup,
                                         harness_teardown),
     };

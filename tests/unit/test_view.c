@@ -417,6 +417,90 @@ static void pods_more_than_the_maximum_are_refused(void **state)
     cJSON_Delete(list);
 }
 
+/* A list read in pages: each page's pods are appended in order, and each page hands back its continue token
+ * ("" once the list is complete, whether the member is absent or empty). */
+static void pod_pages_append_and_hand_back_the_continue_token(void **state)
+{
+    (void)state;
+    view_pool v = { 0 };
+    char err[VIEW_ERR_MAX] = "", cont[VIEW_CONTINUE_MAX] = "";
+    cJSON *p1 = js("{'kind':'PodList','metadata':{'resourceVersion':'7','continue':'dG9rZW4','remainingItemCount':2},"
+                   "'items':[{'metadata':{'name':'a','creationTimestamp':'2024-01-01T00:00:00Z'}},"
+                   "{'metadata':{'name':'b','creationTimestamp':'2024-01-01T00:00:00Z'},"
+                   "'status':{'phase':'Running','podIP':'10.0.0.2','conditions':[{'type':'Ready','status':'True'}]}}]}");
+    cJSON *p2 = js("{'metadata':{'resourceVersion':'7','continue':'dG9rZW4y'},'items':[5,{'metadata':{}}]}");
+    cJSON *p3 = js("{'metadata':{'resourceVersion':'7','continue':''},"
+                   "'items':[{'metadata':{'name':'c','creationTimestamp':'2024-01-01T00:00:00Z'}}]}");
+    cJSON *alone = js("{'items':[{'metadata':{'name':'d','creationTimestamp':'2024-01-01T00:00:00Z'}}]}");
+    assert_int_equal(view_parse_pod_page(p1, &v, cont, sizeof cont, err, sizeof err), 0);
+    assert_string_equal(cont, "dG9rZW4");
+    assert_int_equal(v.npods, 2);
+    assert_int_equal(view_parse_pod_page(p2, &v, cont, sizeof cont, err, sizeof err), 0); /* nothing to keep */
+    assert_string_equal(cont, "dG9rZW4y");
+    assert_int_equal(v.npods, 2);
+    assert_int_equal(view_parse_pod_page(p3, &v, cont, sizeof cont, err, sizeof err), 0);
+    assert_string_equal(cont, "");
+    assert_int_equal(v.npods, 3);
+    assert_string_equal(v.pods[0].name, "a");
+    assert_string_equal(v.pods[1].name, "b");
+    assert_string_equal(v.pods[1].ip, "10.0.0.2");
+    assert_true(v.pods[1].ready);
+    assert_string_equal(v.pods[2].name, "c");
+    /* A list in one page (no metadata at all) is a complete list too. */
+    view_pool_free_pods(&v);
+    strcpy(cont, "stale");
+    assert_int_equal(view_parse_pod_page(alone, &v, cont, sizeof cont, err, sizeof err), 0);
+    assert_string_equal(cont, "");
+    assert_int_equal(v.npods, 1);
+    assert_string_equal(v.pods[0].name, "d");
+    cJSON_Delete(p1);
+    cJSON_Delete(p2);
+    cJSON_Delete(p3);
+    cJSON_Delete(alone);
+    view_pool_free(&v);
+}
+
+/* A page that cannot be read appends nothing and names what is wrong — a bad item, a continue token that is not a
+ * string or is longer than the caller keeps, pods beyond the pool's maximum over all pages — and the pods of the
+ * pages before stay as they were. */
+static void pod_page_errors_append_nothing(void **state)
+{
+    (void)state;
+    static const error_case cases[] = {
+        { "[]", "pod list: expected an object" },
+        { "{'metadata':'" SECRET "','items':[]}", "metadata: expected an object, got string" },
+        { "{'metadata':{'continue':5},'items':[]}", "metadata.continue: expected a string, got number" },
+        { "{'metadata':{'continue':'" SECRET SECRET SECRET "'},'items':[]}", "metadata.continue: a token of 18 bytes" },
+        { "{'metadata':{}}", "items: required but missing" },
+        { "{'items':[{" META_OK "},{'metadata':{'name':'q','creationTimestamp':'" SECRET "'}}]}",
+          "items[1].metadata.creationTimestamp: not an RFC 3339 time" },
+    };
+    view_pool v = { 0 };
+    char err[VIEW_ERR_MAX] = "", cont[16] = "";
+    cJSON *first = js("{'metadata':{'continue':'next'},'items':[{" META_OK "}]}");
+    assert_int_equal(view_parse_pod_page(first, &v, cont, sizeof cont, err, sizeof err), 0);
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        cJSON *page = js(cases[i].doc);
+        err[0] = '\0';
+        assert_int_equal(view_parse_pod_page(page, &v, cont, sizeof cont, err, sizeof err), -1);
+        assert_err_names(err, cases[i].want, cases[i].doc);
+        assert_int_equal(v.npods, 1);
+        assert_string_equal(v.pods[0].name, "p");
+        assert_string_equal(cont, "next");
+        cJSON_Delete(page);
+    }
+    /* Pages that add up to more pods than a pool may have. */
+    cJSON *many = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(many, "items");
+    for (int i = 0; i < VIEW_MAX_PODS; i++)
+        cJSON_AddItemToArray(items, cJSON_CreateObject());
+    assert_int_equal(view_parse_pod_page(many, &v, cont, sizeof cont, err, sizeof err), -1);
+    assert_err_names(err, "items: 2048 more pods after 1, more than the 2048", "too many pods over pages");
+    assert_int_equal(v.npods, 1);
+    cJSON_Delete(many);
+    cJSON_Delete(first);
+    view_pool_free(&v);
+}
+
 /* A name longer than the buffer is cut, at a character boundary, never overflowed. */
 static void long_names_are_cut_at_a_character_boundary(void **state)
 {
@@ -488,15 +572,17 @@ static void agent_status_reads_the_agents_shape(void **state)
         { SLOT_IDLE, 0, TASK_TYPE_NONE, false, INT64_C(1700000000000) },
     };
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(p.slots[i].status, want[i].status);
-        assert_int_equal(p.slots[i].task_id, want[i].task_id);
-        assert_int_equal(p.slots[i].type, want[i].type);
-        assert_int_equal(p.slots[i].apply, want[i].apply);
-        assert_int_equal(p.slots[i].since_ms, want[i].since_ms);
+        const view_slot *got = &view_pod_slots(&p)[i];
+        assert_int_equal(got->status, want[i].status);
+        assert_int_equal(got->task_id, want[i].task_id);
+        assert_int_equal(got->type, want[i].type);
+        assert_int_equal(got->apply, want[i].apply);
+        assert_int_equal(got->since_ms, want[i].since_ms);
     }
     assert_string_equal(p.name, "pool-a-1");
     assert_true(p.ready);
     cJSON_Delete(st);
+    view_pod_free(&p);
 }
 
 /* What agent/status.c writes for a live slot table (registered, connected, draining, slot 0 reserved, a plan
@@ -532,21 +618,60 @@ static void agent_status_reads_what_the_agent_writes(void **state)
     assert_true(p.draining);
     assert_true(p.connected);
     assert_int_equal(p.nslots, 5);
-    assert_int_equal(p.slots[0].status, SLOT_RESERVED);
-    assert_int_equal(p.slots[0].task_id, 11);
-    assert_int_equal(p.slots[0].type, TASK_PLAN_AND_APPLY);
-    assert_true(p.slots[0].apply);
-    assert_int_equal(p.slots[0].since_ms, INT64_C(1700000002000)); /* the agent writes whole seconds */
-    assert_int_equal(p.slots[3].status, SLOT_RUNNING);
-    assert_int_equal(p.slots[3].task_id, 12);
-    assert_int_equal(p.slots[3].type, TASK_DRIFT_CHECK);
-    assert_false(p.slots[3].apply);
+    const view_slot *slots = view_pod_slots(&p);
+    assert_int_equal(slots[0].status, SLOT_RESERVED);
+    assert_int_equal(slots[0].task_id, 11);
+    assert_int_equal(slots[0].type, TASK_PLAN_AND_APPLY);
+    assert_true(slots[0].apply);
+    assert_int_equal(slots[0].since_ms, INT64_C(1700000002000)); /* the agent writes whole seconds */
+    assert_int_equal(slots[3].status, SLOT_RUNNING);
+    assert_int_equal(slots[3].task_id, 12);
+    assert_int_equal(slots[3].type, TASK_DRIFT_CHECK);
+    assert_false(slots[3].apply);
     for (int i = 1; i < 5; i++)
         if (i != 3)
-            assert_int_equal(p.slots[i].status, SLOT_IDLE);
+            assert_int_equal(slots[i].status, SLOT_IDLE);
     cJSON_Delete(st);
     strbuf_free(&b);
     free(a);
+    view_pod_free(&p);
+}
+
+/* The agent's slot table of 2, 6, 64 and again 3 slots, read into the same row in turn: each answer replaces the
+ * last whole, whatever the count, and the row gives back exactly its slots. */
+static void agent_status_of_any_slot_count_replaces_the_last(void **state)
+{
+    (void)state;
+    static const int counts[] = { 2, 6, SLOTS_MAX, 3 };
+    view_pod p = k8s_pod();
+    for (size_t c = 0; c < ARRAY_LEN(counts); c++) {
+        cJSON *st = js(AGENT_HEAD "'slots':[]}");
+        cJSON *slots = cJSON_GetObjectItemCaseSensitive(st, "slots");
+        for (int i = 0; i < counts[c]; i++) {
+            cJSON *s = cJSON_CreateObject();
+            cJSON_AddNumberToObject(s, "slot_id", i);
+            cJSON_AddStringToObject(s, "status", i % 2 ? "running" : "idle");
+            cJSON_AddNumberToObject(s, "since", 1700000000 + i);
+            if (i % 2) {
+                cJSON_AddNumberToObject(s, "task_id", 1000 * (double)c + i);
+                cJSON_AddStringToObject(s, "task_type", "plan");
+            }
+            cJSON_AddItemToArray(slots, s);
+        }
+        char err[VIEW_ERR_MAX] = "";
+        assert_int_equal(view_parse_agent_status(st, &p, err, sizeof err), 0);
+        assert_int_equal(p.nslots, counts[c]);
+        for (int i = 0; i < counts[c]; i++) {
+            const view_slot *got = &view_pod_slots(&p)[i];
+            assert_int_equal(got->status, i % 2 ? SLOT_RUNNING : SLOT_IDLE);
+            assert_int_equal(got->task_id, i % 2 ? (uint64_t)(1000 * c + (size_t)i) : 0);
+            assert_int_equal(got->since_ms, (1700000000 + (int64_t)i) * 1000);
+        }
+        cJSON_Delete(st);
+    }
+    view_pod_free(&p);
+    assert_int_equal(p.nslots, 0);
+    assert_null(p.slots_ext);
 }
 
 /* Every body that is not the agent's shape is refused with the field named; has_status goes false, status_error
@@ -642,12 +767,14 @@ static void agent_status_draining_disconnected_and_idle_slots(void **state)
     assert_int_equal(view_parse_agent_status(st, &p, err, sizeof err), 0);
     assert_true(p.draining);
     assert_false(p.connected);
-    assert_int_equal(p.slots[0].status, SLOT_IDLE);
-    assert_int_equal(p.slots[0].task_id, 0);
-    assert_int_equal(p.slots[0].type, TASK_TYPE_NONE);
-    assert_false(p.slots[0].apply);
-    assert_int_equal(p.slots[0].since_ms, 5000);
+    const view_slot *s0 = &view_pod_slots(&p)[0];
+    assert_int_equal(s0->status, SLOT_IDLE);
+    assert_int_equal(s0->task_id, 0);
+    assert_int_equal(s0->type, TASK_TYPE_NONE);
+    assert_false(s0->apply);
+    assert_int_equal(s0->since_ms, 5000);
     cJSON_Delete(st);
+    view_pod_free(&p);
 }
 
 /* ---- demand ---- */
@@ -792,8 +919,9 @@ static void demand_task_list_is_capped(void **state)
 
 /* ---- to the scaler ---- */
 
-/* A pod for the mapping tests. slots: one letter per slot — i idle, a slot 0 running an apply, r slot 0 reserved,
- * p a plan running, d a drift_check running; "" = no answer from the agent. Task ids are 100·pod + slot. */
+/* A pod for the mapping tests (view_pod_free it). slots: one letter per slot — i idle, a slot 0 running an apply,
+ * r slot 0 reserved, p a plan running, d a drift_check running; "" = no answer from the agent. Task ids are
+ * 100·pod + slot. */
 static view_pod make_pod(int index, const char *phase, bool ready, bool terminating, const char *slots,
                          bool agent_draining, int64_t since_ms)
 {
@@ -807,8 +935,14 @@ static view_pod make_pod(int index, const char *phase, bool ready, bool terminat
     p.has_status = *slots != '\0';
     p.draining = agent_draining;
     p.nslots = (int)strlen(slots);
+    view_slot *table = p.slots;
+    if (p.nslots > VIEW_SLOTS_INLINE) { /* as view_parse_agent_status keeps a large agent's slots */
+        p.slots_ext = calloc((size_t)p.nslots, sizeof *p.slots_ext);
+        assert_non_null(p.slots_ext);
+        table = p.slots_ext;
+    }
     for (int i = 0; i < p.nslots; i++) {
-        view_slot *s = &p.slots[i];
+        view_slot *s = &table[i];
         s->since_ms = since_ms;
         if (slots[i] == 'i')
             continue;
@@ -842,6 +976,8 @@ static void scaler_pod_follows_every_mapping_rule(void **state)
           SLOT_RESERVED, true, 2, 1 },
         { "ready, slot 0 applying", "Running", true, false, "aiip", false, true, false, false, true, SLOT_RUNNING,
           false, 1, 2 },
+        { "ready, six slots", "Running", true, false, "ripdpi", false, true, false, false, true, SLOT_RESERVED, true,
+          3, 2 },
         { "ready, agent silent", "Running", true, false, "", false, true, false, false, false, SLOT_IDLE, false, 0, 0 },
         { "ready, agent draining", "Running", true, false, "iii", true, true, false, true, true, SLOT_IDLE, false, 0,
           2 },
@@ -880,6 +1016,7 @@ static void scaler_pod_follows_every_mapping_rule(void **state)
         EXPECT(s.plan_busy, cases[i].w_busy);
         EXPECT(s.plan_idle, cases[i].w_idle);
 #undef EXPECT
+        view_pod_free(&p);
     }
 }
 
@@ -1024,14 +1161,27 @@ static int try_pods(const cJSON *doc, char *err, size_t errlen)
     return rc;
 }
 
+static int try_pod_page(const cJSON *doc, char *err, size_t errlen)
+{
+    view_pool v = { 0 };
+    char cont[64] = "unchanged";
+    int rc = view_parse_pod_page(doc, &v, cont, sizeof cont, err, errlen);
+    if (rc == 0 && strcmp(cont, "unchanged") == 0) /* an accepted page always says whether another follows */
+        rc = -2;
+    view_pool_free(&v);
+    return rc;
+}
+
 static int try_status(const cJSON *doc, char *err, size_t errlen)
 {
     view_pod p;
     memset(&p, 0, sizeof p);
     int rc = view_parse_agent_status(doc, &p, err, errlen);
+    const view_slot *slots = view_pod_slots(&p);
     for (int i = 0; rc == 0 && i < p.nslots; i++) /* an accepted table is one of ours */
-        if ((p.slots[i].status == SLOT_IDLE) != (p.slots[i].task_id == 0))
-            return -2;
+        if ((slots[i].status == SLOT_IDLE) != (slots[i].task_id == 0))
+            rc = -2;
+    view_pod_free(&p);
     return rc;
 }
 
@@ -1060,6 +1210,9 @@ static void any_value_of_any_type_is_accepted_or_named(void **state)
         { "{'items':[{'metadata':{'name':'a','creationTimestamp':'2024-01-01T00:00:00Z','deletionTimestamp':"
           "'2024-01-02T00:00:00Z','annotations':{'controller.kubernetes.io/pod-deletion-cost':'3'}},'status':"
           "{'phase':'Running','podIP':'10.0.0.1','conditions':[{'type':'Ready','status':'True'}]}}]}", try_pods },
+        { "{'kind':'PodList','metadata':{'resourceVersion':'9','continue':'tok','remainingItemCount':3},'items':"
+          "[{'metadata':{'name':'a','creationTimestamp':'2024-01-01T00:00:00Z'},'status':{'phase':'Running'}}]}",
+          try_pod_page },
         { AGENT_HEAD SLOTS_FOUR, try_status },
         { "{'pools':{'pool-a':{'plan_and_apply':1,'plan':2,'drift_check':3,'tasks':[{'task_id':4,'task_type':"
           "'plan','waiting_since':1700000000}]}}}", try_demand },
@@ -1113,6 +1266,33 @@ static void pool_free_zeroes_and_can_be_repeated(void **state)
     cJSON_Delete(demand);
 }
 
+/* Starting a pod list again frees the pods read so far and nothing else: the Deployment and the demand stay. */
+static void pool_free_pods_keeps_the_rest_of_the_view(void **state)
+{
+    (void)state;
+    view_pool v = { 0 };
+    char err[VIEW_ERR_MAX] = "", cont[VIEW_CONTINUE_MAX];
+    cJSON *deploy = js("{'spec':{'replicas':3," SELECTOR "}}");
+    cJSON *page = js("{'metadata':{'continue':'more'},'items':[{" META_OK "}]}");
+    cJSON *status = js(AGENT_HEAD "'slots':[" SLOT_IDLE_AT(0) "," SLOT_IDLE_AT(1) "," SLOT_IDLE_AT(2) ","
+                       SLOT_IDLE_AT(3) "," SLOT_IDLE_AT(4) "]}");
+    assert_int_equal(view_parse_deployment(deploy, &v, err, sizeof err), 0);
+    assert_int_equal(view_parse_pod_page(page, &v, cont, sizeof cont, err, sizeof err), 0);
+    assert_int_equal(view_parse_agent_status(status, &v.pods[0], err, sizeof err), 0); /* five slots: not in the row */
+    view_pool_free_pods(&v);
+    assert_null(v.pods);
+    assert_int_equal(v.npods, 0);
+    assert_true(v.deployment_found);
+    assert_int_equal(v.replicas, 3);
+    assert_string_equal(v.selector, "app=iac-agent,pool=pool-a");
+    assert_int_equal(view_parse_pod_page(page, &v, cont, sizeof cont, err, sizeof err), 0);
+    assert_int_equal(v.npods, 1);
+    cJSON_Delete(deploy);
+    cJSON_Delete(page);
+    cJSON_Delete(status);
+    view_pool_free(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1128,9 +1308,12 @@ int main(void)
         cmocka_unit_test(pods_errors_name_the_field),
         cmocka_unit_test(pods_replace_the_previous_list_only_when_read),
         cmocka_unit_test(pods_more_than_the_maximum_are_refused),
+        cmocka_unit_test(pod_pages_append_and_hand_back_the_continue_token),
+        cmocka_unit_test(pod_page_errors_append_nothing),
         cmocka_unit_test(long_names_are_cut_at_a_character_boundary),
         cmocka_unit_test(agent_status_reads_the_agents_shape),
         cmocka_unit_test(agent_status_reads_what_the_agent_writes),
+        cmocka_unit_test(agent_status_of_any_slot_count_replaces_the_last),
         cmocka_unit_test(agent_status_errors_name_the_field),
         cmocka_unit_test(agent_status_draining_disconnected_and_idle_slots),
         cmocka_unit_test(demand_reads_counts_and_tasks_of_the_pool),
@@ -1143,6 +1326,7 @@ int main(void)
         cmocka_unit_test(find_task_names_the_pod_and_slot),
         cmocka_unit_test(any_value_of_any_type_is_accepted_or_named),
         cmocka_unit_test(pool_free_zeroes_and_can_be_repeated),
+        cmocka_unit_test(pool_free_pods_keeps_the_rest_of_the_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

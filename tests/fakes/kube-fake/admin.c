@@ -1,6 +1,7 @@
 /* admin.c — the admin API (see admin.h): a table of routes, each a small handler. */
 #include "admin.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,29 @@ static void pod_signal(admin *ad, const https_request *req, https_response *res,
     strbuf_printf(&res->body, "{\"signalled\":%d}", sig);
 }
 
+/* A compaction now: every continue token issued so far is expired (its list answers 410 Expired). With
+ * "expire_next": N, so is each of the next N tokens presented, whenever it was issued (-1: every one until armed
+ * again; 0: none) — a test cannot time a compaction between two chunks of someone else's list. */
+static void compact(admin *ad, const https_request *req, https_response *res, const char *ns, const char *name)
+{
+    (void)ns, (void)name;
+    char err[256];
+    int64_t n = store_compact_armed(ad->st);
+    cJSON *doc = req->body_len ? json_parse_object(req->body, req->body_len, err, sizeof err) : cJSON_CreateObject();
+    int rc = doc ? json_get_i64(doc, "expire_next", false, &n, err, sizeof err) : -1;
+    cJSON_Delete(doc);
+    if (rc < 0 || n < -1 || n > INT32_MAX) {
+        https_reply_error(res, 400, rc < 0 ? err : "expire_next: a whole number from -1 (every token) up");
+        return;
+    }
+    store_compact(ad->st);
+    store_compact_arm(ad->st, (int)n);
+    log_info("admin", "compacted at resourceVersion %" PRIu64 "; the next %d continue tokens expire",
+             store_compacted(ad->st), store_compact_armed(ad->st));
+    strbuf_printf(&res->body, "{\"compacted\":\"%" PRIu64 "\",\"expire_next\":%d}", store_compacted(ad->st),
+                  store_compact_armed(ad->st));
+}
+
 typedef void (*admin_fn)(admin *ad, const https_request *req, https_response *res, const char *ns,
                          const char *name);
 
@@ -132,6 +156,7 @@ static const struct {
     { "GET", "/admin/rbac", rbac_get },       { "POST", "/admin/rbac", rbac_set },
     { "PUT", "/admin/rbac", rbac_set },       { "GET", "/admin/pods", pods_get },
     { "GET", "/admin/healthz", healthz },     { "POST", "/admin/pods/*/*/signal", pod_signal },
+    { "POST", "/admin/compact", compact },
 };
 
 /* Matches path against pattern, capturing up to two "*" segments. */

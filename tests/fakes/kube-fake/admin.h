@@ -6,6 +6,9 @@
  *        pid, ip, port, phase, ready, deleting, deployment, dir, waiting?, message?}], "gone": [{namespace, name,
  *        pid, ip, exit_code, signal, deleted, finished}]} (the last 64 processes that ended, oldest first)
  *   POST /admin/pods/<ns>/<name>/signal {"signal": 9}           signals a running pod's process group (a crash)
+ *   POST /admin/compact {"expire_next": N} (body optional)      a compaction: continue tokens issued so far expire
+ *        (410 Expired), and so do the next N presented (-1: all) → {"compacted": "<resourceVersion>",
+ *        "expire_next": N}
  *   GET  /admin/healthz                                         → {"ok": true}
  *
  * Errors are {"error": "..."} with 400, 404 or 405. */

@@ -3,7 +3,8 @@
  * A request becomes a kreq: the resource (from resources.h's table), namespace, name, subresource and verb. Most
  * verbs are generic over the store (get, list, create, update, patch, delete, with the per-kind rules of kinds.h);
  * the few that are not — the scale subresource, SelfSubjectAccessReviews, implicit namespaces, graceful pod
- * deletion — are found first in the `special` table. */
+ * deletion — are found first in the `special` table. Every list, the implicit namespaces' too, goes through one
+ * chunking path (list_request, list_chunk_of, list_open): limit and continue as paging.h describes. */
 #include "api.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "kinds.h"
 #include "kstatus.h"
 #include "mergepatch.h"
+#include "paging.h"
 #include "resources.h"
 #include "selector.h"
 
@@ -262,17 +264,150 @@ static bool selectors(kreq *q, selector *labels, selector *fields)
     return true;
 }
 
-static void write_list(kreq *q, const char *list_kind, objv *items)
+/* ---- lists, in chunks (paging.h) ---- */
+
+/* What a list request asks for beyond its selectors. */
+typedef struct {
+    int64_t      limit;     /* ≤ 0: no limit */
+    bool         continued; /* a continue token was given: … */
+    paging_token from;      /* … this one */
+    bool         selected;  /* a label or field selector: remainingItemCount is not known (the API server's rule) */
+} list_req;
+
+/* The chunk a list request gets of its sorted items. */
+typedef struct {
+    size_t   first, end;              /* items [first, end) */
+    uint64_t rv;                      /* the list's resourceVersion: the first chunk's, for every chunk */
+    char     cont[PAGING_TOKEN_MAX];  /* "" when the list is complete */
+    int64_t  remaining;               /* items after this chunk; -1 when not told */
+} list_chunk;
+
+/* The namespace and name of item i of a sorted array. */
+typedef void (*key_fn)(const void *items, size_t i, const char **ns, const char **name);
+
+/* Whether the query has parameter name, whatever its value (https_query_param fails alike for absent and for
+ * too long, and a continue token too long to be ours must be refused, not ignored). */
+static bool query_has(const char *query, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = query; *p;) {
+        size_t len = strcspn(p, "&");
+        if (len >= n && strncmp(p, name, n) == 0 && (len == n || p[n] == '='))
+            return true;
+        p += len;
+        if (*p)
+            p++;
+    }
+    return false;
+}
+
+/* limit and continue of the query, in the API server's order: the limit's syntax, then the token's, then whether
+ * the store still holds its version. false after answering 400 (a bad limit or token, a resourceVersion beside a
+ * continue) or 410 Expired (compacted: the answer carries a token that goes on from the same key). */
+static bool list_request(kreq *q, bool selected, list_req *lr)
+{
+    char text[PAGING_TOKEN_MAX], err[160], msg[256];
+    memset(lr, 0, sizeof *lr);
+    lr->selected = selected;
+    if (https_query_param(q->http->query, "limit", text, sizeof text) == 0 && *text &&
+        paging_parse_limit(text, &lr->limit) < 0) {
+        bad_request(q, "limit: expected a whole number");
+        return false;
+    }
+    if (!query_has(q->http->query, "continue"))
+        return true;
+    bool readable = https_query_param(q->http->query, "continue", text, sizeof text) == 0;
+    if (readable && !*text)
+        return true; /* continue= is no continue, as in Go's url.Values */
+    char rv[32];
+    if (query_has(q->http->query, "resourceVersion") &&
+        (https_query_param(q->http->query, "resourceVersion", rv, sizeof rv) != 0 || (*rv && strcmp(rv, "0") != 0))) {
+        bad_request(q, "specifying resource version is not allowed when using continue");
+        return false;
+    }
+    if (!readable || paging_decode(text, &lr->from, err, sizeof err) < 0) {
+        snprintf(msg, sizeof msg, "invalid continue token: continue key is not valid: %s",
+                 readable ? err : "too long");
+        bad_request(q, msg);
+        return false;
+    }
+    lr->continued = true;
+    store_compact_due(q->a->st);
+    if (lr->from.rv <= store_compacted(q->a->st)) {
+        paging_token now = lr->from;
+        char cont[PAGING_TOKEN_MAX];
+        now.rv = store_version(q->a->st);
+        kstatus_reply_expired(q->res, paging_encode(&now, cont, sizeof cont) == 0 ? cont : NULL,
+                              "The provided continue parameter is too old to display a consistent list result. You "
+                              "can start a new list without the continue parameter, or use the continue token in "
+                              "this response to retrieve the remainder of the results. Continuing with the provided "
+                              "token results in an inconsistent list - objects that were created, modified, or "
+                              "deleted between the time the first chunk was returned and now may show up in the "
+                              "list.");
+        return false;
+    }
+    return true;
+}
+
+/* Which of n sorted items the request gets, and the token for the rest. */
+static void list_chunk_of(const kreq *q, const list_req *lr, const void *items, size_t n, key_fn key, list_chunk *c)
+{
+    const char *ns, *name;
+    c->first = 0;
+    c->rv = lr->continued ? lr->from.rv : store_version(q->a->st);
+    c->cont[0] = '\0';
+    c->remaining = -1;
+    for (; lr->continued && c->first < n; c->first++) {
+        key(items, c->first, &ns, &name);
+        if (paging_after(&lr->from, ns, name))
+            break;
+    }
+    c->end = lr->limit > 0 && (uint64_t)lr->limit < n - c->first ? c->first + (size_t)lr->limit : n;
+    if (c->end == n)
+        return;
+    paging_token next = { .rv = c->rv };
+    key(items, c->end - 1, &ns, &name);
+    snprintf(next.ns, sizeof next.ns, "%s", ns);
+    snprintf(next.name, sizeof next.name, "%s", name);
+    if (paging_encode(&next, c->cont, sizeof c->cont) < 0)
+        c->cont[0] = '\0';
+    if (!lr->selected)
+        c->remaining = (int64_t)(n - c->end);
+}
+
+/* `{"kind":…,"apiVersion":…,"metadata":{…},"items":[` of a chunk; the caller writes the items and "]}". */
+static void list_open(strbuf *b, const char *list_kind, const char *gv, const list_chunk *c)
+{
+    strbuf_printf(b, "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":\"%" PRIu64 "\"",
+                  list_kind, gv, c->rv);
+    if (c->cont[0]) {
+        strbuf_puts(b, ",\"continue\":\"");
+        strbuf_json_escape(b, c->cont, strlen(c->cont));
+        strbuf_putc(b, '"');
+        if (c->remaining >= 0)
+            strbuf_printf(b, ",\"remainingItemCount\":%" PRId64, c->remaining);
+    }
+    strbuf_puts(b, "},\"items\":[");
+}
+
+static void obj_key(const void *items, size_t i, const char **ns, const char **name)
+{
+    const kobj *o = ((kobj *const *)items)[i];
+    *ns = o->ns;
+    *name = o->name;
+}
+
+static void write_list(kreq *q, const list_req *lr, objv *items)
 {
     char gv[96];
+    list_chunk c;
     resources_api_version(q->r, gv, sizeof gv);
+    list_chunk_of(q, lr, items->v, items->n, obj_key, &c);
     strbuf *b = &q->res->body;
     strbuf_reset(b);
-    strbuf_printf(b, "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":\"%" PRIu64 "\"},"
-                     "\"items\":[",
-                  list_kind, gv, store_version(q->a->st));
-    for (size_t i = 0; i < items->n; i++) {
-        if (i)
+    list_open(b, q->r->list_kind, gv, &c);
+    for (size_t i = c.first; i < c.end; i++) {
+        if (i > c.first)
             strbuf_putc(b, ',');
         jsonw_write(b, items->v[i]->doc, 0);
     }
@@ -284,8 +419,15 @@ static void write_list(kreq *q, const char *list_kind, objv *items)
 static void obj_list(kreq *q)
 {
     selector labels, fields;
+    list_req lr;
     if (!selectors(q, &labels, &fields))
         return;
+    bool selected = labels.n > 0 || fields.n > 0;
+    if (!list_request(q, selected, &lr)) {
+        selector_free(&labels);
+        selector_free(&fields);
+        return;
+    }
     objv items = { calloc(store_count(q->a->st, q->r->id) + 1, sizeof(kobj *)), 0 };
     if (!items.v) {
         selector_free(&labels);
@@ -302,7 +444,7 @@ static void obj_list(kreq *q)
         items.v[items.n++] = o;
     }
     qsort(items.v, items.n, sizeof *items.v, by_ns_name);
-    write_list(q, q->r->list_kind, &items);
+    write_list(q, &lr, &items);
     free(items.v);
     selector_free(&labels);
     selector_free(&fields);
@@ -807,10 +949,19 @@ static void ns_get(kreq *q)
 
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+static void ns_key(const void *items, size_t i, const char **ns, const char **name)
+{
+    *ns = "";
+    *name = ((const char *const *)items)[i];
+}
+
 static void ns_list(kreq *q)
 {
     const char *names[RES_COUNT * STORE_MAX_OBJECTS / 16 + 2];
     size_t n = 0, cap = sizeof names / sizeof names[0];
+    list_req lr;
+    if (!list_request(q, false, &lr))
+        return;
     names[n++] = "default";
     names[n++] = "kube-system";
     for (int r = 0; r < RES_COUNT; r++)
@@ -822,13 +973,13 @@ static void ns_list(kreq *q)
                 names[n++] = o->ns;
         }
     qsort(names, n, sizeof names[0], str_cmp);
+    list_chunk c;
+    list_chunk_of(q, &lr, names, n, ns_key, &c);
     strbuf *b = &q->res->body;
     strbuf_reset(b);
-    strbuf_printf(b, "{\"kind\":\"NamespaceList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"%" PRIu64
-                     "\"},\"items\":[",
-                  store_version(q->a->st));
-    for (size_t i = 0; i < n; i++) {
-        if (i)
+    list_open(b, "NamespaceList", "v1", &c);
+    for (size_t i = c.first; i < c.end; i++) {
+        if (i > c.first)
             strbuf_putc(b, ',');
         ns_object(b, names[i]);
     }

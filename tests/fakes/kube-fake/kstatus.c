@@ -21,6 +21,7 @@ static const struct {
     [KS_INVALID] = { 422, "Invalid" },
     [KS_UNSUPPORTED_MEDIA_TYPE] = { 415, "UnsupportedMediaType" },
     [KS_INTERNAL] = { 500, "InternalError" },
+    [KS_EXPIRED] = { 410, "Expired" },
 };
 
 int kstatus_code(kstatus_reason r) { return r < KS_COUNT ? reasons[r].code : 500; }
@@ -55,24 +56,43 @@ static void put_details(strbuf *b, const kstatus_details *d, const char *message
     strbuf_putc(b, '}');
 }
 
-void kstatus_reply(https_response *res, kstatus_reason r, const kstatus_details *d, const char *fmt, ...)
+static void reply(https_response *res, kstatus_reason r, const kstatus_details *d, const char *cont, const char *fmt,
+                  va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (r >= KS_COUNT)
         r = KS_INTERNAL;
     res->status = reasons[r].code;
     res->content_type = "application/json";
     strbuf_reset(&res->body);
-    strbuf_puts(&res->body, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
-                            "\"message\":\"");
+    strbuf_puts(&res->body, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{");
+    if (cont) {
+        strbuf_puts(&res->body, "\"continue\":\"");
+        strbuf_json_escape(&res->body, cont, strlen(cont));
+        strbuf_putc(&res->body, '"');
+    }
+    strbuf_puts(&res->body, "},\"status\":\"Failure\",\"message\":\"");
     strbuf_json_escape(&res->body, msg, strlen(msg));
     strbuf_printf(&res->body, "\",\"reason\":\"%s\"", reasons[r].reason);
     put_details(&res->body, d, msg);
     strbuf_printf(&res->body, ",\"code\":%d}", reasons[r].code);
+}
+
+void kstatus_reply(https_response *res, kstatus_reason r, const kstatus_details *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply(res, r, d, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void kstatus_reply_expired(https_response *res, const char *cont, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply(res, KS_EXPIRED, NULL, cont, fmt, ap);
+    va_end(ap);
 }
 
 void kstatus_success(https_response *res, const kstatus_details *d)

@@ -26,6 +26,7 @@ typedef enum {
     KS_INVALID,
     KS_UNSUPPORTED_MEDIA_TYPE,
     KS_INTERNAL,
+    KS_EXPIRED, /* 410: a continued list whose resourceVersion was compacted away */
     KS_COUNT
 } kstatus_reason;
 
@@ -43,6 +44,11 @@ int kstatus_code(kstatus_reason r);
 /* Answers a Failure Status with reason r and the printf message. */
 void kstatus_reply(https_response *res, kstatus_reason r, const kstatus_details *d, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Answers 410 Expired: a list continued from a token the store has compacted past. cont, when not NULL, is a
+ * token that goes on from the same key at the current version (an inconsistent list), which the API server gives
+ * in the Status's metadata.continue. */
+void kstatus_reply_expired(https_response *res, const char *cont, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Answers 200 with a Success Status (what DELETE returns for most resources). */
 void kstatus_success(https_response *res, const kstatus_details *d);
 /* Answers code with obj as compact JSON (obj is not consumed). NULL obj → 500. */

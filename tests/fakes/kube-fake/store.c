@@ -13,6 +13,8 @@ struct store {
     kobj      *head[RES_COUNT], *tail[RES_COUNT];
     size_t     count[RES_COUNT];
     uint64_t   rv;
+    uint64_t   compacted;     /* store_compact(): tokens at or below it are expired */
+    int        compact_armed; /* store_compact_due() calls that compact; -1: all */
     store_hook hook;
     void      *hook_arg;
 };
@@ -147,6 +149,27 @@ kobj *store_first(const store *s, res_id res) { return res < RES_COUNT ? s->head
 size_t store_count(const store *s, res_id res) { return res < RES_COUNT ? s->count[res] : 0; }
 
 uint64_t store_version(const store *s) { return s->rv; }
+
+void store_compact(store *s)
+{
+    s->compacted = s->rv;
+    s->rv++;
+}
+
+uint64_t store_compacted(const store *s) { return s->compacted; }
+
+void store_compact_arm(store *s, int n) { s->compact_armed = n < 0 ? -1 : n; }
+
+int store_compact_armed(const store *s) { return s->compact_armed; }
+
+void store_compact_due(store *s)
+{
+    if (s->compact_armed == 0)
+        return;
+    if (s->compact_armed > 0)
+        s->compact_armed--;
+    store_compact(s);
+}
 
 static void unlink_obj(store *s, kobj *o)
 {

@@ -5,8 +5,9 @@
  * hook that tells the owner about every change (main wires it to the controller). The JSON document is the
  * object: handlers read and edit o->doc and then call store_changed(), so what the API returns is always what is
  * stored. Objects of one resource are kept in creation order; lookups are linear, bounded by STORE_MAX_OBJECTS per
- * resource (Events are a ring of STORE_MAX_EVENTS: the oldest goes when a new one comes). Pure bookkeeping, no
- * I/O.
+ * resource (Events are a ring of STORE_MAX_EVENTS: the oldest goes when a new one comes). Compaction, as etcd's,
+ * is only a version mark: there is no history to drop, but a list continued from before it can no longer be
+ * served (api.c answers 410 Expired, like the API server after a compaction). Pure bookkeeping, no I/O.
  *
  * Ownership: the store owns every kobj and its doc. o->ext belongs to whoever set it (the kubelet's pod runtime)
  * and must be detached before the object is removed or the store freed. */
@@ -68,6 +69,18 @@ void store_replace(store *s, kobj *o, cJSON *doc);
 void store_remove(store *s, kobj *o);
 /* The current (last issued) resourceVersion. */
 uint64_t store_version(const store *s);
+
+/* Compacts at the current resourceVersion: every version up to it is gone, so a continue token issued so far is
+ * expired. The version then moves on by one (no object changes), so that lists after the compaction are above it. */
+void store_compact(store *s);
+/* The last compacted resourceVersion (0: never compacted). */
+uint64_t store_compacted(const store *s);
+/* Arms compactions for tests: store_compact_due() compacts on its next n calls (-1: on every call until armed
+ * again, 0: never). api.c calls it before it reads a continue token, so an armed compaction expires the list that
+ * is being read, whenever the test armed it. */
+void store_compact_arm(store *s, int n);
+int store_compact_armed(const store *s);
+void store_compact_due(store *s);
 
 /* Wall-clock milliseconds, and RFC 3339 times in UTC: seconds ("2026-11-24T10:00:00Z") or MicroTime
  * ("2026-11-24T10:00:00.123000Z"). */
