@@ -1,8 +1,16 @@
-/* digest.c — SHA-256 and base64 on libcrypto's EVP interface; see digest.h.
+/* digest.c — SHA-256 and base64 on libcrypto; see digest.h.
+ *
+ * SHA-256 goes through OpenSSL's low-level SHA256_* functions, not EVP. In OpenSSL 3 the first EVP digest builds
+ * the default library context and loads the default provider: about 1.9 MiB that an agent then holds for the rest
+ * of its life, against about 0.5 MiB for the low-level code (bench/README.md, "what each library costs"). They are
+ * marked deprecated in 3.0 but remain part of its API; should a later OpenSSL drop them, EVP_Digest* is the
+ * drop-in replacement. Base64 uses EVP_EncodeBlock/EVP_DecodeBlock, which need no provider either.
  *
  * EVP_DecodeBlock() is lenient (it skips surrounding whitespace) and counts padding as decoded zero bytes, so the
  * decoder validates the input itself first — alphabet, length, where '=' may stand — and computes the decoded
  * length from the padding. Both EVP block functions take an int length; longer inputs go through in chunks. */
+#define OPENSSL_SUPPRESS_DEPRECATED /* the SHA256_* functions: see above */
+
 #include "iac/digest.h"
 
 #include <errno.h>
@@ -14,10 +22,11 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 struct digest_sha256_ctx {
-    EVP_MD_CTX *md;
-    bool        failed; /* an EVP call failed: the result is reported as no digest ("") */
+    SHA256_CTX sha;
+    bool       failed; /* a call failed: the result is reported as no digest ("") */
 };
 
 static void to_hex(const uint8_t *in, size_t len, char *out)
@@ -32,8 +41,8 @@ static void to_hex(const uint8_t *in, size_t len, char *out)
 
 void digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN])
 {
-    unsigned int n = 0;
-    if (EVP_Digest(len ? data : "", len, out, &n, EVP_sha256(), NULL) != 1 || n != DIGEST_SHA256_LEN)
+    SHA256_CTX sha;
+    if (SHA256_Init(&sha) != 1 || SHA256_Update(&sha, len ? data : "", len) != 1 || SHA256_Final(out, &sha) != 1)
         memset(out, 0, DIGEST_SHA256_LEN);
 }
 
@@ -49,12 +58,7 @@ digest_sha256_ctx *digest_sha256_begin(void)
     digest_sha256_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->md = EVP_MD_CTX_new();
-    if (!c->md) {
-        free(c);
-        return NULL;
-    }
-    if (EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)
+    if (SHA256_Init(&c->sha) != 1)
         c->failed = true;
     return c;
 }
@@ -63,20 +67,19 @@ void digest_sha256_update(digest_sha256_ctx *c, const void *data, size_t len)
 {
     if (!c || c->failed || len == 0)
         return;
-    if (EVP_DigestUpdate(c->md, data, len) != 1)
+    if (SHA256_Update(&c->sha, data, len) != 1)
         c->failed = true;
 }
 
 void digest_sha256_end_hex(digest_sha256_ctx *c, char out[DIGEST_SHA256_HEX_LEN + 1])
 {
     uint8_t md[DIGEST_SHA256_LEN];
-    unsigned int n = 0;
     out[0] = '\0';
     if (!c)
         return;
-    if (!c->failed && EVP_DigestFinal_ex(c->md, md, &n) == 1 && n == DIGEST_SHA256_LEN)
+    if (!c->failed && SHA256_Final(md, &c->sha) == 1)
         to_hex(md, sizeof md, out);
-    EVP_MD_CTX_free(c->md);
+    OPENSSL_cleanse(&c->sha, sizeof c->sha);
     free(c);
 }
 
