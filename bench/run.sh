@@ -171,12 +171,14 @@ LIB_GROUPS=$TMP/groups
 : > "$LIB_GROUPS"
 closure() { ldd "$1" 2> /dev/null | awk '/=>/ { print $3 } /^\t\// { print $1 }' | xargs -r readlink -f; }
 lib_path() { ldd "$BUILD/iac-agent" | awk -v n="$1" '$1 == n { print $3 }' | xargs -r readlink -f; }
+# libcurl and libarchive are dlopen'ed, not linked (common/dynlib.h): found where the dynamic loader finds them.
+dl_path() { ldconfig -p 2> /dev/null | awk -v n="$1" '$1 == n { print $NF; exit }' | xargs -r readlink -f; }
 if [ -x "$BUILD/iac-agent" ]; then
     CORE=$( { for l in libc.so.6 libuv.so.1 libwebsockets.so.17 libcjson.so.1 libcrypto.so.3; do
                   p=$(lib_path "$l"); [ -n "$p" ] && { echo "$p"; closure "$p"; }; done; } | sort -u)
-    CURLSET=$( { p=$(lib_path libcurl.so.4); [ -n "$p" ] && { echo "$p"; closure "$p"; }; } | sort -u)
-    ARCHSET=$( { p=$(lib_path libarchive.so.13); [ -n "$p" ] && { echo "$p"; closure "$p"; }; } | sort -u)
-    for p in $(closure "$BUILD/iac-agent"); do
+    CURLSET=$( { p=$(dl_path libcurl.so.4); [ -n "$p" ] && { echo "$p"; closure "$p"; }; } | sort -u)
+    ARCHSET=$( { p=$(dl_path libarchive.so.13); [ -n "$p" ] && { echo "$p"; closure "$p"; }; } | sort -u)
+    for p in $( { closure "$BUILD/iac-agent"; echo "$CURLSET"; echo "$ARCHSET"; } | sed '/^$/d' | sort -u); do
         if grep -qxF "$p" <<< "$CORE"; then
             case $p in
                 */libc.so*|*/ld-linux*|*/libm.so*|*/libpthread*|*/libdl.so*) g="libc, ld.so" ;;
@@ -296,7 +298,9 @@ HTTP_MAPS=$(maps_total http)
 MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 [ -n "$MODEL" ] || MODEL=$(uname -m)
 COMMIT=$(git rev-parse --short HEAD 2> /dev/null || echo unknown)
-[ -n "$(git status --porcelain --untracked-files=no 2> /dev/null)" ] && COMMIT="$COMMIT with uncommitted changes"
+# (this report itself does not count: a rerun finds the previous one modified)
+[ -n "$(git status --porcelain --untracked-files=no -- . ":(exclude)$OUT" 2> /dev/null)" ] &&
+    COMMIT="$COMMIT with uncommitted changes"
 QUICKNOTE=""
 [ "${QUICK:-0}" = 1 ] && QUICKNOTE="**QUICK=1 smoke run: small repeat counts, figures not comparable with a full run.** "
 
@@ -382,7 +386,7 @@ The largest single mappings (KiB):
 |---|---|---|---|
 $(top_maps http 15)
 
-Over https the agent is $(f 1024 2 "$(awk -v a="$(med idle.https.rss_kib)" -v b="$R1" 'BEGIN { if (a != "" && b != "") print a - b }')") MiB larger (TLS contexts, the certificate store, session state):
+Over https the agent is $(f 1024 2 "$(awk -v a="$(med idle.https.rss_kib)" -v b="$R1" 'BEGIN { if (a != "" && b != "") print a - b }')") MiB larger: libcurl and the libraries it brings, loaded for the first https request, then TLS contexts, the certificate store and session state:
 
 | part | RSS MiB | anon MiB | PSS MiB | mappings |
 |---|---|---|---|---|
