@@ -175,6 +175,7 @@ struct httpc_call {
     uint64_t           attempt_start_ms;
     h1_exchange       *x;            /* HOP_H1 */
     long               h1_status;    /* HOP_H1: status of the response being read */
+    bool               h1_follow;    /* HOP_H1: it is a redirect with a Location, to be followed */
     char              *redirect_to;  /* HOP_H1: the next hop, when this response is a redirect to follow */
     CURL              *easy;         /* HOP_CURL */
     struct curl_slist *headers;
@@ -879,10 +880,9 @@ static bool on_h1_head(void *arg, int status, const char *location)
 {
     httpc_call *call = arg;
     call->h1_status = status;
-    if (!call->follow_redirects || !is_redirect(status) || !location)
-        return true;
-    if (call->redirects >= HTTPC_MAX_REDIRS)
-        return true; /* reported as an error when the response ends */
+    call->h1_follow = call->follow_redirects && is_redirect(status) && location;
+    if (!call->h1_follow || call->redirects >= HTTPC_MAX_REDIRS)
+        return true; /* a final answer, or one redirect too many (reported when the response ends) */
     call->redirect_to = h1_url_resolve(call->hop_url ? call->hop_url : call->url, location);
     if (!call->redirect_to)
         call->oom = true;
@@ -892,8 +892,8 @@ static bool on_h1_head(void *arg, int status, const char *location)
 static bool on_h1_body(void *arg, const char *p, size_t n)
 {
     httpc_call *call = arg;
-    if (call->redirect_to || (call->follow_redirects && is_redirect(call->h1_status)))
-        return true; /* a redirect's own body is not the answer */
+    if (call->h1_follow)
+        return true; /* a followed redirect's own body is not the answer */
     return body_take(call, call->h1_status, p, n);
 }
 
@@ -935,7 +935,7 @@ static void on_h1_done(void *arg, int error, const char *msg)
     httpc_enter(c);
     if (error == H1_OK && call->redirect_to) {
         redirect_follow(call, call->h1_status);
-    } else if (error == H1_OK && call->follow_redirects && is_redirect(call->h1_status)) {
+    } else if (error == H1_OK && call->h1_follow) {
         attempt_end(call, HTTPC_E_TRANSPORT, 0, "too many redirects (at most 10 are followed)");
     } else {
         int transport = error == H1_OK          ? HTTPC_OK
@@ -988,6 +988,7 @@ static void h1_hop(httpc_call *call, const h1_url *u, bool with_bearer)
     };
     call->hop = HOP_H1;
     call->h1_status = 0;
+    call->h1_follow = false;
     call->x = head.oom ? NULL : h1_start(c->loop, &r, &h1_cbs, call);
     if (head.data)
         memset(head.data, 0, head.len); /* it holds the token */

@@ -1152,6 +1152,18 @@ static void redirect_is_the_answer_unless_followed(void **state)
                  302, "moved");
 }
 
+/* A redirect status without a Location cannot be followed: it is the answer, body included. */
+static void redirect_without_location_is_the_answer(void **state)
+{
+    fixture *f = *state;
+    raw_server(f, "HTTP/1.1 301 Moved Permanently\r\nContent-Length: 7\r\n\r\nnowhere", NULL);
+    raw_request(f, "GET", "/old", NULL, true);
+    assert_int_equal(f->got[0].error, HTTPC_OK);
+    assert_int_equal(f->got[0].status, 301);
+    assert_string_equal(f->got[0].body, "nowhere");
+    assert_int_equal(f->raw_conns, 1);
+}
+
 /* This process's thread count, from /proc/self/status. */
 static int self_threads(void)
 {
@@ -1269,6 +1281,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(body_cut_short_is_a_transport_error, setup, teardown),
         cmocka_unit_test_setup_teardown(malformed_chunk_is_a_transport_error, setup, teardown),
         cmocka_unit_test_setup_teardown(redirect_is_the_answer_unless_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(redirect_without_location_is_the_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(see_other_turns_post_into_get, setup, teardown),
         cmocka_unit_test_setup_teardown(redirect_loop_is_cut_after_ten, setup, teardown),
         cmocka_unit_test_setup_teardown(host_names_are_resolved, setup, teardown),
