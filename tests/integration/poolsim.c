@@ -91,7 +91,7 @@ void ps_kube_start(harness *h, ps_kube *k, cJSON *items, const char *ip_base, in
     char seed[HARNESS_PATH_LEN], ready[HARNESS_PATH_LEN], work[HARNESS_PATH_LEN], bin[PATH_MAX], bindir[PATH_MAX];
     memset(k, 0, sizeof *k);
     snprintf(k->token, sizeof k->token, "kube-fake-token-%d", (int)getpid());
-    snprintf(k->ip_base, sizeof k->ip_base, "%s", ip_base);
+    snprintf(k->ip_base, sizeof k->ip_base, "%s", ip_base ? ip_base : "");
     k->agent_port = agent_port;
     snprintf(seed, sizeof seed, "%s/kube-seed.json", h->dir);
     snprintf(ready, sizeof ready, "%s/kube-ready.json", h->dir);
@@ -105,10 +105,12 @@ void ps_kube_start(harness *h, ps_kube *k, cJSON *items, const char *ip_base, in
 
     harness_bin(h, "kube-fake", bin, sizeof bin);
     assert_non_null(realpath(h->build, bindir));
-    char *argv[] = { bin, "--port", "0", "--ready-file", ready, "--token", k->token, "--seed", seed, "--bin-dir",
-                     bindir, "--work-dir", work, "--pod-ip-base", k->ip_base, "--readiness-interval", "200ms",
-                     NULL };
-    k->proc = harness_spawn(h, "kube-fake", argv, NULL);
+    char *run_pods[] = { bin, "--port", "0", "--ready-file", ready, "--token", k->token, "--seed", seed,
+                         "--bin-dir", bindir, "--work-dir", work, "--pod-ip-base", k->ip_base,
+                         "--readiness-interval", "200ms", NULL };
+    char *bare[] = { bin, "--port", "0", "--ready-file", ready, "--token", k->token, "--seed", seed, "--work-dir",
+                     work, "--no-kubelet", "--log-level", "debug", NULL };
+    k->proc = harness_spawn(h, "kube-fake", ip_base ? run_pods : bare, NULL);
     assert_non_null(k->proc);
     assert_true(harness_wait_until(ps_file_exists, ready, 5000) >= 0);
     char *rd = harness_read_file(ready, NULL);

@@ -32,7 +32,8 @@ typedef struct {
 void ps_seed_pool(harness *h, cJSON *items, const harness_devplane *dp, const char *pool, int replicas,
                   int agent_port, const char *const *env_extra);
 
-/* Starts kube-fake with the seed items (consumed) and writes a kubeconfig for it. */
+/* Starts kube-fake with the seed items (consumed) and writes a kubeconfig for it. Its kubelet runs each pod's agent
+ * on ip_base.N; with ip_base NULL there is none (pods stay objects, as seeded) and kube-fake logs every request. */
 void ps_kube_start(harness *h, ps_kube *k, cJSON *items, const char *ip_base, int agent_port);
 
 /* An authenticated request to kube-fake; returns the parsed body (caller frees) or NULL; *status the HTTP status. */

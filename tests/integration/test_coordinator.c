@@ -431,47 +431,6 @@ static void rbac_refusal_is_reported_once_and_lifting_it_resumes_scaling(void **
 #define BIG_POOL "pool-big"
 #define BIG_PODS 250
 
-static bool file_exists(void *arg) { return access((const char *)arg, F_OK) == 0; }
-
-/* kube-fake without a kubelet (pods are objects, nothing runs) and with one log line per request, seeded with
- * items (consumed); a ps_kube for ps_coord_start and ps_kube_call. */
-static void bare_kube_start(harness *h, ps_kube *k, cJSON *items)
-{
-    char seed[HARNESS_PATH_LEN], ready[HARNESS_PATH_LEN], work[HARNESS_PATH_LEN], bin[PATH_MAX];
-    memset(k, 0, sizeof *k);
-    snprintf(k->token, sizeof k->token, "kube-fake-token-%d", (int)getpid());
-    snprintf(seed, sizeof seed, "%s/kube-seed.json", h->dir);
-    snprintf(ready, sizeof ready, "%s/kube-ready.json", h->dir);
-    snprintf(work, sizeof work, "%s/kube", h->dir);
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddItemToObject(doc, "items", items);
-    char *text = cJSON_PrintUnformatted(doc);
-    assert_int_equal(harness_write_file(seed, text, strlen(text)), 0);
-    free(text);
-    cJSON_Delete(doc);
-    harness_bin(h, "kube-fake", bin, sizeof bin);
-    char *argv[] = { bin, "--port", "0", "--ready-file", ready, "--token", k->token, "--seed", seed, "--work-dir",
-                     work, "--no-kubelet", "--log-level", "debug", NULL };
-    k->proc = harness_spawn(h, "kube-fake", argv, NULL);
-    assert_non_null(k->proc);
-    assert_true(harness_wait_until(file_exists, ready, 5000) >= 0);
-    char *rd = harness_read_file(ready, NULL);
-    cJSON *r = cJSON_Parse(rd);
-    free(rd);
-    k->port = (int)harness_json_num(r, "port", -1);
-    cJSON_Delete(r);
-    assert_true(k->port > 0);
-    snprintf(k->kubeconfig, sizeof k->kubeconfig, "%s/kubeconfig", h->dir);
-    char kc[1024];
-    int n = snprintf(kc, sizeof kc,
-                     "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-fake\n  cluster:\n"
-                     "    server: http://127.0.0.1:%d\ncontexts:\n- name: kube-fake\n  context:\n"
-                     "    cluster: kube-fake\n    user: tester\n    namespace: " PS_NAMESPACE "\n"
-                     "current-context: kube-fake\nusers:\n- name: tester\n  user:\n    token: %s\n",
-                     k->port, k->token);
-    assert_int_equal(harness_write_file(k->kubeconfig, kc, (size_t)n), 0);
-}
-
 /* The Deployment of BIG_POOL (replicas BIG_PODS) and its BIG_PODS pods, Running but not Ready: the coordinator
  * lists them and asks no agent. */
 static cJSON *big_pool_seed(void)
@@ -539,7 +498,7 @@ static void pod_list_comes_in_pages_and_an_expired_token_starts_it_over(void **s
 {
     harness *h = *state;
     ps_kube k;
-    bare_kube_start(h, &k, big_pool_seed());
+    ps_kube_start(h, &k, big_pool_seed(), NULL, 0);
     char pools[HARNESS_PATH_LEN], text[1024];
     snprintf(pools, sizeof pools, "%s/pools.json", h->dir);
     int n = snprintf(text, sizeof text,
