@@ -1,7 +1,8 @@
-/* digest.h — SHA-256 and base64, on OpenSSL's libcrypto.
+/* digest.h — SHA-256, SHA-1 and base64, in plain C.
  *
- * Used for plan hashes and state checksums (hex SHA-256, ref §7.4), token hashes (base64 of SHA-256, ref §2.2) and
- * plan files on the wire (standard base64, ref E8). Output buffers are the caller's. */
+ * Used for plan hashes and state checksums (hex SHA-256, ref §7.4), token hashes (base64 of SHA-256, ref §2.2),
+ * plan files on the wire (standard base64, ref E8) and the WebSocket handshake (base64 of SHA-1, RFC 6455 §4.2.2).
+ * Output buffers are the caller's. None of these can fail: see common/digest.c for why they are not libcrypto's. */
 #ifndef IAC_DIGEST_H
 #define IAC_DIGEST_H
 
@@ -10,6 +11,7 @@
 
 #define DIGEST_SHA256_LEN 32
 #define DIGEST_SHA256_HEX_LEN 64
+#define DIGEST_SHA1_LEN 20
 
 void digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN]);
 /* out receives 64 lowercase hex characters and a NUL. */
@@ -21,8 +23,11 @@ int digest_sha256_file_hex(const char *path, char out[DIGEST_SHA256_HEX_LEN + 1]
 typedef struct digest_sha256_ctx digest_sha256_ctx;
 digest_sha256_ctx *digest_sha256_begin(void);             /* NULL on OOM */
 void digest_sha256_update(digest_sha256_ctx *c, const void *data, size_t len);
-/* Frees c. out is "" if libcrypto failed along the way (never a digest of partial data). */
+/* Frees c (NULL: out is ""). */
 void digest_sha256_end_hex(digest_sha256_ctx *c, char out[DIGEST_SHA256_HEX_LEN + 1]);
+
+/* SHA-1, for the WebSocket handshake's Sec-WebSocket-Accept only: it is broken as a collision-resistant hash. */
+void digest_sha1(const void *data, size_t len, uint8_t out[DIGEST_SHA1_LEN]);
 
 /* Standard base64 with padding. Returns the encoded length; out must hold digest_base64_encoded_len(len) bytes
  * (NUL included). */

@@ -1,5 +1,7 @@
-/* test_digest.c — SHA-256 (one-shot, incremental, file) against published vectors, and base64 against RFC 4648,
- * round trips of every length up to 64, and malformed input. */
+/* test_digest.c — SHA-256 (one-shot, incremental, file) against published vectors and against libcrypto (which the
+ * module no longer uses, so the test can hold it to the reference) for every length across the padding boundaries,
+ * SHA-1 against RFC 3174 and the RFC 6455 handshake example, and base64 against RFC 4648, round trips of every
+ * length up to 64, and malformed input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "iac/digest.h"
 
@@ -39,6 +43,65 @@ static void sha256_matches_known_vectors(void **state)
     digest_sha256("abc", 3, raw);
     assert_int_equal(raw[0], 0xba);
     assert_int_equal(raw[31], 0xad);
+}
+
+/* A million 'a's (FIPS 180-2's long vector), fed in uneven pieces: the byte count crosses many blocks. */
+static void sha256_matches_the_million_a_vector(void **state)
+{
+    (void)state;
+    char a[1000], got[DIGEST_SHA256_HEX_LEN + 1];
+    memset(a, 'a', sizeof a);
+    digest_sha256_ctx *c = digest_sha256_begin();
+    assert_non_null(c);
+    size_t left = 1000000;
+    for (size_t piece = 1; left > 0; piece = piece % 997 + 1) {
+        size_t n = piece < left ? piece : left;
+        digest_sha256_update(c, a, n);
+        left -= n;
+    }
+    digest_sha256_end_hex(c, got);
+    assert_string_equal(got, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+/* Every length from 0 to 300 bytes (the 55/56/64-byte padding edges several times over) hashes as libcrypto does. */
+static void sha256_equals_libcrypto_for_every_length_to_300(void **state)
+{
+    (void)state;
+    uint8_t data[300], mine[DIGEST_SHA256_LEN], ref[EVP_MAX_MD_SIZE];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 131 + 17);
+    for (size_t len = 0; len <= sizeof data; len++) {
+        unsigned reflen = 0;
+        assert_int_equal(EVP_Digest(data, len, ref, &reflen, EVP_sha256(), NULL), 1);
+        digest_sha256(data, len, mine);
+        assert_int_equal(reflen, DIGEST_SHA256_LEN);
+        assert_memory_equal(mine, ref, DIGEST_SHA256_LEN);
+    }
+}
+
+/* SHA-1 matches RFC 3174's vectors, and gives the Sec-WebSocket-Accept of RFC 6455 §1.3's example key. */
+static void sha1_matches_rfc3174_and_the_websocket_example(void **state)
+{
+    (void)state;
+    static const struct { const char *in; const char *hex; } v[] = {
+        { "abc", "a9993e364706816aba3e25717850c26c9cd0d89d" },
+        { MSG_448, "84983e441c3bd26ebaae4aa1f95129e5e54670f1" },
+        { "", "da39a3ee5e6b4b0d3255bfef95601890afd80709" },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        uint8_t md[DIGEST_SHA1_LEN];
+        char hex[2 * DIGEST_SHA1_LEN + 1];
+        digest_sha1(v[i].in, strlen(v[i].in), md);
+        for (size_t j = 0; j < sizeof md; j++)
+            snprintf(hex + 2 * j, 3, "%02x", md[j]);
+        assert_string_equal(hex, v[i].hex);
+    }
+    const char *keyed = "dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    uint8_t md[DIGEST_SHA1_LEN];
+    char accept[64];
+    digest_sha1(keyed, strlen(keyed), md);
+    digest_base64_encode(md, sizeof md, accept);
+    assert_string_equal(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
 /* Incremental hashing gives the one-shot digest however the input is split. */
@@ -174,6 +237,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sha256_matches_known_vectors),
+        cmocka_unit_test(sha256_matches_the_million_a_vector),
+        cmocka_unit_test(sha256_equals_libcrypto_for_every_length_to_300),
+        cmocka_unit_test(sha1_matches_rfc3174_and_the_websocket_example),
         cmocka_unit_test(incremental_equals_one_shot_for_every_split),
         cmocka_unit_test(file_digest_matches_content_digest),
         cmocka_unit_test(base64_matches_rfc4648_vectors),
