@@ -1,8 +1,20 @@
 /* proc.c — a child process in its own process group, its output split into lines; see proc.h.
  *
- * The proc owns up to five libuv handles: the process, a pipe per captured stream and two timers (the SIGKILL that
- * follows an interrupt, and the linger after exit). All are closed together by proc_release(); the memory goes in
- * the close callback of the last one, so the proc stays valid while a callback that freed it unwinds.
+ * The child is started with posix_spawn(), not uv_spawn(): libuv 1.44 forks, which copies the agent's page tables
+ * and costs about 0.5 ms more than glibc's posix_spawn (clone with CLONE_VM | CLONE_VFORK: the parent waits only
+ * until the exec), and the engine's exec is on the way of every task (bench/README.md, row 3). What uv_spawn did
+ * is done here: stdin from /dev/null, pipes (or a file) for stdout and stderr, a new session (POSIX_SPAWN_SETSID),
+ * every signal back to its default and none blocked (the agent ignores SIGPIPE; terraform must not inherit that;
+ * glibc leaves only its two internal real-time signals, 32 and 33, ignored, which nothing sends to terraform),
+ * the program searched in the PATH of the child's environment, and a start failure (missing program, bad cwd)
+ * returned by proc_spawn() itself, which glibc's posix_spawn reports from the child before it returns. The exit is
+ * seen through a SIGCHLD watcher of the proc's own (libuv's signal handles multiplex one signal to every watcher)
+ * that reaps only its own pid; it is started before the spawn, so an exit that comes at once is not missed.
+ *
+ * The proc owns up to five libuv handles: the SIGCHLD watcher, a pipe per captured stream and two timers (the
+ * SIGKILL that follows an interrupt, and the linger after exit). All are closed together by proc_release(); the
+ * memory goes in the close callback of the last one, so the proc stays valid while a callback that freed it
+ * unwinds.
  *
  * Line splitting keeps at most PROC_LINE_MAX bytes per stream: a line that fits a read is delivered straight from
  * the read buffer; only a line that straddles reads is copied. A piece of a long line is delivered only once the
@@ -11,12 +23,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define PROC_READ_SIZE (64 * 1024)
 
@@ -33,7 +51,7 @@ typedef struct {
 } proc_pipe;
 
 struct proc {
-    uv_process_t   process;
+    uv_signal_t    chld;         /* SIGCHLD: is our child gone? */
     uv_timer_t     kill_timer;
     uv_timer_t     linger_timer;
     proc_pipe      io[2]; /* stdout, stderr */
@@ -42,7 +60,7 @@ struct proc {
     unsigned       linger_ms;
     int            pid;
     int            handles;      /* initialised and not yet closed; the memory goes with the last */
-    bool           exited;       /* exit_cb ran */
+    bool           exited;       /* the child was reaped */
     bool           finished;     /* on_exit delivered (or would have been, after proc_free) */
     bool           freed;        /* proc_free() or a failed spawn: no more callbacks */
     bool           interrupting; /* proc_interrupt() pending its SIGKILL */
@@ -63,7 +81,7 @@ static void proc_close(uv_handle_t *h)
         uv_close(h, proc_on_close);
 }
 
-/* Closes every handle; the process handle only once the child is reaped, or it would stay a zombie. */
+/* Closes every handle; the SIGCHLD watcher only once the child is reaped, or it would stay a zombie. */
 static void proc_release(proc *p)
 {
     p->freed = true;
@@ -73,7 +91,7 @@ static void proc_release(proc *p)
     proc_close((uv_handle_t *)&p->kill_timer);
     proc_close((uv_handle_t *)&p->linger_timer);
     if (p->exited || p->pid == 0)
-        proc_close((uv_handle_t *)&p->process);
+        proc_close((uv_handle_t *)&p->chld);
 }
 
 static int proc_kill_group(proc *p, int sig)
@@ -240,14 +258,26 @@ static void proc_on_linger_timer(uv_timer_t *t)
     proc_maybe_finish(p);
 }
 
-static void proc_on_exit(uv_process_t *h, int64_t exit_status, int term_signal)
+/* A SIGCHLD: ours, or another child's (every watcher hears every one). */
+static void proc_on_sigchld(uv_signal_t *h, int signum)
 {
+    (void)signum;
     proc *p = h->data;
+    int status;
+    pid_t r;
+    if (p->exited || p->pid <= 0)
+        return;
+    do
+        r = waitpid(p->pid, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0 || (r < 0 && errno != ECHILD))
+        return; /* still running */
     p->exited = true;
-    p->exit_status = exit_status;
-    p->term_signal = term_signal;
+    p->exit_status = r > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+    p->term_signal = r > 0 && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    uv_signal_stop(&p->chld);
     if (p->freed) {
-        proc_close((uv_handle_t *)&p->process);
+        proc_close((uv_handle_t *)&p->chld);
         return;
     }
     proc_maybe_finish(p);
@@ -272,6 +302,87 @@ static int proc_open_stdout(const char *path)
     return fd;
 }
 
+/* argv[0] as execvp() would find it in the PATH of envp: a name with a slash is used as it is; else the first
+ * directory holding an executable file of that name. 0 and the path in out, or -ENOENT / -EACCES (one was found
+ * but may not be run) like execvp. */
+static int proc_find_program(const char *name, char *const envp[], char *out, size_t outlen)
+{
+    if (strchr(name, '/'))
+        return strlen(name) < outlen ? (memcpy(out, name, strlen(name) + 1), 0) : -ENAMETOOLONG;
+    if (!*name)
+        return -ENOENT;
+    const char *path = NULL;
+    for (char *const *e = envp; *e && !path; e++)
+        if (strncmp(*e, "PATH=", 5) == 0)
+            path = *e + 5;
+    if (!path)
+        path = "/bin:/usr/bin"; /* execvp's default */
+    int rc = -ENOENT;
+    for (const char *d = path;; d++) {
+        const char *end = strchrnul(d, ':');
+        size_t dl = (size_t)(end - d);
+        /* An empty entry means the current directory, as for execvp. */
+        int n = dl ? snprintf(out, outlen, "%.*s/%s", (int)dl, d, name) : snprintf(out, outlen, "%s", name);
+        struct stat st;
+        if (n > 0 && (size_t)n < outlen && stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (access(out, X_OK) == 0)
+                return 0;
+            rc = -EACCES;
+        }
+        if (!*end)
+            return rc;
+        d = end;
+    }
+}
+
+/* What posix_spawn needs beside argv and envp: stdin from /dev/null, fd 1 and 2 from child_fd, the cwd; a new
+ * session, every signal at its default and none blocked. Positive errno values, like posix_spawn's. */
+static int proc_spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, const int child_fd[2],
+                            const char *cwd)
+{
+    int rc;
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    if ((rc = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
+        (rc = posix_spawn_file_actions_adddup2(fa, child_fd[0], 1)) != 0 ||
+        (rc = posix_spawn_file_actions_adddup2(fa, child_fd[1], 2)) != 0 ||
+        (cwd && (rc = posix_spawn_file_actions_addchdir_np(fa, cwd)) != 0))
+        return rc;
+    if ((rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) != 0 ||
+        (rc = posix_spawnattr_setsigdefault(at, &all)) != 0 || (rc = posix_spawnattr_setsigmask(at, &none)) != 0)
+        return rc;
+    return 0;
+}
+
+/* Starts the child with its stdout and stderr on child_fd (the write ends, or the stdout file). 0 and p->pid, or a
+ * negative errno. */
+static int proc_start(proc *p, char *const argv[], char *const envp[], const char *cwd, const int child_fd[2])
+{
+    char file[PATH_MAX];
+    int rc = proc_find_program(argv[0], envp, file, sizeof file);
+    if (rc < 0)
+        return rc;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
+        return -rc;
+    if ((rc = posix_spawnattr_init(&at)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -rc;
+    }
+    pid_t pid = 0;
+    rc = proc_spawn_setup(&fa, &at, child_fd, cwd);
+    if (rc == 0)
+        rc = posix_spawn(&pid, file, &fa, &at, argv, envp);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -rc;
+    p->pid = pid;
+    return 0;
+}
+
 int proc_spawn(uv_loop_t *loop, char *const argv[], char *const envp[], const char *cwd, const proc_options *opts,
                const proc_callbacks *cb, void *arg, proc **out)
 {
@@ -290,51 +401,45 @@ int proc_spawn(uv_loop_t *loop, char *const argv[], char *const envp[], const ch
     p->cb = *cb;
     p->arg = arg;
     p->linger_ms = opts && opts->linger_ms ? opts->linger_ms : PROC_LINGER_DEFAULT_MS;
+    uv_timer_init(loop, &p->kill_timer);
+    uv_timer_init(loop, &p->linger_timer);
+    uv_signal_init(loop, &p->chld);
+    p->kill_timer.data = p->linger_timer.data = p->chld.data = p;
+    p->handles += 3;
 
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_IGNORE; /* libuv opens /dev/null for an ignored fd 0..2 */
-    for (int i = 0; i < 2; i++) {
+    /* Pipes: the read ends are ours (non-blocking, close-on-exec), the write ends go to the child as fd 1 and 2
+     * (dup2 clears close-on-exec on the copies) and are closed here once it has them. */
+    int child_fd[2] = { out_fd, -1 }, rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
         proc_pipe *pp = &p->io[i];
         pp->owner = p;
         pp->id = i == 0 ? PROC_STDOUT : PROC_STDERR;
-        if (i == 0 && out_fd >= 0) {
-            stdio[1].flags = UV_INHERIT_FD;
-            stdio[1].data.fd = out_fd;
+        if (i == 0 && out_fd >= 0)
             continue;
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0) {
+            rc = -errno;
+            break;
         }
+        child_fd[i] = fds[1];
         uv_pipe_init(loop, &pp->pipe, 0); /* cannot fail for ipc = 0 */
         pp->pipe.data = p;
         pp->used = true;
         p->handles++;
-        /* UV_WRITABLE_PIPE is from the child's point of view: it writes, we read. */
-        stdio[i + 1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-        stdio[i + 1].data.stream = (uv_stream_t *)&pp->pipe;
+        if ((rc = uv_pipe_open(&pp->pipe, fds[0])) < 0) /* also makes it non-blocking */
+            close(fds[0]);
     }
-    uv_timer_init(loop, &p->kill_timer);
-    uv_timer_init(loop, &p->linger_timer);
-    p->kill_timer.data = p->linger_timer.data = p;
-    p->handles += 2;
-
-    uv_process_options_t o;
-    memset(&o, 0, sizeof o);
-    o.exit_cb = proc_on_exit;
-    o.file = argv[0];
-    o.args = (char **)argv;
-    o.env = (char **)envp;
-    o.cwd = cwd;
-    o.flags = UV_PROCESS_DETACHED; /* setsid(): a process group of its own (see proc.h) */
-    o.stdio_count = 3;
-    o.stdio = stdio;
-    p->process.data = p;
-    int rc = uv_spawn(loop, &p->process, &o);
-    p->handles++; /* uv_spawn initialises the handle even when it fails; it must be closed either way */
-    if (out_fd >= 0)
-        close(out_fd); /* the child has its copy */
+    if (rc == 0)
+        rc = uv_signal_start(&p->chld, proc_on_sigchld, SIGCHLD);
+    if (rc == 0)
+        rc = proc_start(p, argv, envp ? envp : environ, cwd, child_fd);
+    for (int i = 0; i < 2; i++)
+        if (child_fd[i] >= 0)
+            close(child_fd[i]); /* the child has its copies */
     if (rc < 0) {
         proc_release(p);
         return rc;
     }
-    p->pid = p->process.pid;
     for (int i = 0; i < 2; i++) {
         if (!p->io[i].used)
             continue;

@@ -1,7 +1,7 @@
 /* proc.h — one child process (terraform, tofu) on the loop: its own process group, output split into lines.
  *
  * Terraform starts provider plugins as its own children. To stop a run we must reach all of them, so the child is
- * spawned with UV_PROCESS_DETACHED, which makes it call setsid(): it leads a new session and a new process group
+ * spawned with POSIX_SPAWN_SETSID, which makes it call setsid(): it leads a new session and a new process group
  * whose id is its pid, and everything it starts stays in that group unless it moves itself out. Signals go to the
  * group (kill(-pid, sig)). A side effect of setsid() is that the child has no controlling terminal, which is what
  * we want for a batch run anyway.
@@ -18,7 +18,7 @@
  * closed (a partial line is delivered first) and on_exit follows.
  *
  * A program that cannot be started (missing, not executable, bad cwd) is reported by proc_spawn() itself as a
- * negative errno (UV_ENOENT, UV_EACCES, …): libuv reports the child's exec/chdir failure synchronously, so there is
+ * negative errno (-ENOENT, -EACCES, …): posix_spawn reports the child's exec/chdir failure synchronously, so there is
  * no exit code 127 and no callback in that case. (`/bin/sh -c missing-binary` is different: sh starts, prints its
  * own error on stderr and exits 127.)
  *

@@ -400,6 +400,84 @@ static void env_and_cwd_are_applied(void **state)
     rmdir(dir);
 }
 
+/* The child starts with every signal at its default and none blocked, whatever the agent ignores (SIGPIPE) or
+ * blocks: a terraform that inherited an ignored SIGPIPE would spin on EPIPE instead of dying. */
+static void child_gets_default_signals_and_an_empty_mask(void **state)
+{
+    (void)state;
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe, old_hup;
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    sigaction(SIGHUP, &ign, &old_hup);
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, &old_mask);
+    ctx c;
+    ctx_init(&c);
+    /* grep reads its own status: the first process the agent starts, no shell in between. */
+    char *argv[] = { "grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status", NULL };
+    assert_int_equal(proc_spawn(&c.loop, argv, NULL, NULL, NULL, &callbacks, &c, &c.p), 0);
+    run_until_exit(&c, 5000);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    assert_int_equal(c.status, 0);
+    unsigned long long blocked = 1, ignored = 1;
+    assert_int_equal(sscanf(text(&c, PROC_STDOUT), "SigBlk: %llx SigIgn: %llx", &blocked, &ignored), 2);
+    assert_int_equal(blocked, 0);
+    /* Signals 1–31; glibc's posix_spawn leaves its two internal real-time signals (32, 33) ignored. */
+    assert_int_equal(ignored & 0x7fffffffu, 0);
+    ctx_done(&c);
+}
+
+/* A bare program name is looked up in the PATH of the child's environment (not the agent's), in order, skipping a
+ * directory whose file of that name is not executable; a name found nowhere is -ENOENT, one found only without
+ * execute permission -EACCES. */
+static void bare_name_is_searched_in_the_childs_path(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_proc.XXXXXX", a[64], b[64], path[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    assert_int_equal(mkdir(a, 0700), 0);
+    assert_int_equal(mkdir(b, 0700), 0);
+    char f[96];
+    snprintf(f, sizeof f, "%s/iac-prog", a); /* not executable: skipped */
+    FILE *fp = fopen(f, "w");
+    assert_non_null(fp);
+    fputs("#!/bin/sh\necho from-a\n", fp);
+    fclose(fp);
+    snprintf(f, sizeof f, "%s/iac-prog", b);
+    fp = fopen(f, "w");
+    assert_non_null(fp);
+    fputs("#!/bin/sh\necho from-b\n", fp);
+    fclose(fp);
+    assert_int_equal(chmod(f, 0700), 0);
+    snprintf(path, sizeof path, "PATH=%s:%s:/usr/bin:/bin", a, b);
+    char *envp[] = { path, NULL };
+    char *argv[] = { "iac-prog", NULL };
+    ctx c;
+    ctx_init(&c);
+    assert_int_equal(proc_spawn(&c.loop, argv, envp, NULL, NULL, &callbacks, &c, &c.p), 0);
+    run_until_exit(&c, 5000);
+    assert_string_equal(text(&c, PROC_STDOUT), "from-b");
+    ctx_done(&c);
+
+    proc *p = NULL;
+    ctx_init(&c);
+    assert_int_equal(proc_spawn(&c.loop, argv, NULL, NULL, NULL, &callbacks, &c, &p), -ENOENT); /* agent's PATH */
+    assert_int_equal(unlink(f), 0);
+    assert_int_equal(proc_spawn(&c.loop, argv, envp, NULL, NULL, &callbacks, &c, &p), -EACCES);
+    assert_null(p);
+    ctx_done(&c);
+    snprintf(f, sizeof f, "%s/iac-prog", a);
+    unlink(f);
+    rmdir(a);
+    rmdir(b);
+    rmdir(dir);
+}
+
 /* A program that cannot be started is a spawn error (negative errno), with no callback and nothing to free; a
  * missing command run through sh is sh's own exit 127. */
 static void missing_binary_is_a_spawn_error(void **state)
@@ -513,6 +591,8 @@ int main(void)
         cmocka_unit_test(stdout_path_writes_stdout_to_file),
         cmocka_unit_test(env_and_cwd_are_applied),
         cmocka_unit_test(missing_binary_is_a_spawn_error),
+        cmocka_unit_test(child_gets_default_signals_and_an_empty_mask),
+        cmocka_unit_test(bare_name_is_searched_in_the_childs_path),
         cmocka_unit_test(many_lines_arrive_complete_and_in_order),
         cmocka_unit_test(leftover_holding_pipe_is_killed_after_linger),
         cmocka_unit_test(free_stops_callbacks_and_kills_group),
