@@ -16,7 +16,7 @@
 # Debian packages needed to build and test. One list: `make deps` installs it and .ci/run calls `make deps`.
 DEB_PACKAGES := build-essential pkg-config curl libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
                 libcurl4-openssl-dev libcjson-dev libcmocka-dev libssl-dev libarchive-dev libyaml-dev
-PKGS := libuv libwebsockets libcurl libcjson libcrypto libarchive
+PKGS := libuv libwebsockets libcurl libcjson libssl libcrypto libarchive
 # libyaml only for the coordinator: kubeconfig files are YAML (README, "Dependencies").
 COORD_PKGS := yaml-0.1
 
@@ -27,11 +27,16 @@ CC      ?= cc
 OPT     ?= -O2 -g
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl and libarchive are not linked into the programs: each is dlopen'ed the first time it is needed (https,
-# an engine zip), since loading them costs every start milliseconds and megabytes (common/dynlib.h,
-# bench/README.md). Tests and benchmarks that call them directly link them.
+# What each program links, and no more: every shared library costs each start of the program time and resident
+# pages (bench/README.md, "what each library costs"). The agent links libuv and cJSON only: its HTTP client, status
+# server and WebSocket client are our own (common/h1.c, https.c, wsc.c); libssl (wss://), libcurl (https://) and
+# libarchive (an engine zip) are dlopen'ed the first time they are needed (common/dynlib.h). The coordinator adds
+# libcrypto (kubeconfig client keys) and libyaml; the devplane, a test fake, serves its C&C WebSocket with
+# libwebsockets. Tests and benchmarks that call libcurl, libarchive, libssl or libwebsockets themselves link them.
 DLOPEN_PKGS := libcurl libarchive
-PKG_LIBS    := $(shell pkg-config --libs $(filter-out $(DLOPEN_PKGS),$(PKGS)) 2>/dev/null)
+BASE_LIBS   := $(shell pkg-config --libs libuv libcjson 2>/dev/null) -lm
+CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
+LWS_LIBS    := $(shell pkg-config --libs libwebsockets libssl libcrypto 2>/dev/null)
 DLOPEN_LIBS := $(shell pkg-config --libs $(DLOPEN_PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 COORD_LIBS  := $(shell pkg-config --libs $(COORD_PKGS) 2>/dev/null)
@@ -39,7 +44,9 @@ COORD_LIBS  := $(shell pkg-config --libs $(COORD_PKGS) 2>/dev/null)
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -Iinclude $(PKG_CFLAGS) \
            $(shell pkg-config --cflags $(COORD_PKGS) 2>/dev/null) \
            -DIAC_VERSION='"$(VERSION)"' -MMD -MP
-LDLIBS  := $(PKG_LIBS) -lm
+LDLIBS  := $(BASE_LIBS)
+# Tests and benchmarks: everything but the dlopen'ed libraries (those only where DIRECT_DLOPEN_USERS says).
+TEST_LIBS := $(BASE_LIBS) $(LWS_LIBS)
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -52,8 +59,6 @@ DEVPLANE_SRC := $(sort $(wildcard tests/fakes/devplane/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC    := $(sort $(wildcard tests/integration/test_*.c))
 HARNESS_SRC  := $(sort $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c)))
-# Helpers both kinds of tests use (tests/support/*.h, included as "name.h").
-SUPPORT_SRC  := $(sort $(wildcard tests/support/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -96,31 +101,28 @@ $(BUILD)/iac-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/iac-coordinator: $(call obj,coordinator/main.c) $(LIBCOORD) $(LIBIAC)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS) $(COORD_LIBS)
 
 $(BUILD)/kube-fake: $(call obj,$(KUBEFAKE_SRC)) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/iac-devplane: $(call obj,$(DEVPLANE_SRC)) $(LIBIAC)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LWS_LIBS)
 
 $(BUILD)/fake-terraform: $(call obj,$(FAKETF_SRC)) $(LIBIAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests that call libcurl or libarchive themselves (the others load them as the programs do).
-DIRECT_DLOPEN_USERS := test_engine test_https
+DIRECT_DLOPEN_USERS := test_engine
 # Unit tests link the agent's modules too (store, config, …); the linker takes only what a test uses.
-$(BUILD)/obj/tests/%.o: CFLAGS += -Itests/support
-
-$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(call obj,$(SUPPORT_SRC)) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
+$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(if $(filter $(DIRECT_DLOPEN_USERS),$*),$(DLOPEN_LIBS)) $(COORD_LIBS) \
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(if $(filter $(DIRECT_DLOPEN_USERS),$*),$(DLOPEN_LIBS)) $(COORD_LIBS) \
 	    $(CMOCKA_LIBS)
 
-$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(call obj,$(HARNESS_SRC)) $(call obj,$(SUPPORT_SRC)) \
-                              $(LIBIAC)
+$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(call obj,$(HARNESS_SRC)) $(LIBIAC)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DLOPEN_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(DLOPEN_LIBS) $(CMOCKA_LIBS)
 
 # bench/tlsproxy is also the TLS front of tests/integration/test_agent_tls.c.
 tests: $(BINS) $(UNIT_BINS) $(ITEST_BINS) $(BUILD)/bench/tlsproxy
@@ -129,7 +131,7 @@ bench-bins: $(BENCH_BINS)
 
 $(BUILD)/bench/%: $(call obj,bench/%.c) $(LIBIAC)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DLOPEN_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(DLOPEN_LIBS)
 
 # Benchmarks: -O2, no sanitizers, loopback only; prints one table and writes it to bench/README.md.
 bench: deps

@@ -35,7 +35,6 @@ extern char **environ;
 #define RETRY_BASE_MS 500
 #define RETRY_CAP_MS 30000
 #define EXIT_FLUSH_MS 600             /* longest wait for the last heartbeat and close handshake on exit */
-#define AGENT_LWS_FD_LIMIT 256        /* status connections (what a server of its own would allow) + the C&C socket */
 
 enum { CREDS_INITIAL = 0, CREDS_PERIODIC, CREDS_COMMAND };
 
@@ -325,9 +324,8 @@ static void cc_opened(void *arg)
 }
 
 /* Everything queued is on the wire: the first time after a registration, the moment to write its identity. The
- * first time at all, start-up is over: its transient allocations (the largest, lws listing its library directory
- * for plugins, ~90 KiB) are freed but their pages stay in the heap, so they are handed back to the kernel once —
- * about 80 KiB of an idle agent's RSS (bench/README.md). */
+ * first time at all, start-up is over: its transient allocations (option and store parsing, the registration's
+ * request and answer) are freed but their pages stay in the heap, so they are handed back to the kernel once. */
 static void cc_drained(void *arg)
 {
     agent *a = arg;
@@ -618,17 +616,13 @@ static void agent_finish(agent *a)
     cc_free(a->cc);
     a->cc = NULL;
     status_stop(a);
-    /* Both users of the lws context are gone: with the agent's reference the context goes (a few loop turns). */
-    lwsloop_share_unref(a->lws, NULL, NULL);
-    a->lws = NULL;
     held_clear(a);
     if (a->identity_unsaved)
         agent_save(a);
     uv_handle_t *handles[] = { (uv_handle_t *)&a->retry_timer, (uv_handle_t *)&a->hb_timer,
                                (uv_handle_t *)&a->hb_soon_timer, (uv_handle_t *)&a->creds_timer,
                                (uv_handle_t *)&a->exit_timer, (uv_handle_t *)&a->drain_timer,
-                               (uv_handle_t *)&a->sig_term, (uv_handle_t *)&a->sig_int,
-                               (uv_handle_t *)&a->status_idle, (uv_handle_t *)&a->status_check };
+                               (uv_handle_t *)&a->sig_term, (uv_handle_t *)&a->sig_int };
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], on_close_handle);
@@ -782,16 +776,13 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
     backoff_init(&a->cc_backoff, RETRY_BASE_MS, RETRY_CAP_MS, seed * 2654435761u + 1);
     httpc_opts hopts = { .ca_file = opt->ssl_cert_file };
     a->http = httpc_new(loop, &hopts);
-    /* One lws context for the C&C client and the status server: each context costs lws 4.1.6 a listing of its
-     * library directory (~0.8 ms at every start). */
-    a->lws = a->http ? lwsloop_share_new(loop, AGENT_LWS_FD_LIMIT) : NULL;
     static const cc_handlers h = { cc_opened, cc_closed, cc_message, cc_drained };
-    a->cc = a->lws ? cc_new(loop, a->lws, &h, a) : NULL;
+    a->cc = a->http ? cc_new(loop, &h, a) : NULL;
     if (!a->http || !a->cc) {
         snprintf(err, errlen, "cannot initialise the %s client", a->http ? "WebSocket" : "HTTP");
         httpc_free(a->http);
         a->http = NULL;
-        return -1; /* agent_dispose() lets go of the lws context */
+        return -1;
     }
     executor_config xc = { .loop = loop, .http = a->http, .base_url = a->base_url, .token = &opt->token,
                            .data_dir = opt->data_dir, .engine_path = opt->engine_path,
@@ -835,34 +826,14 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
     uv_signal_init(loop, &a->sig_term);
     uv_signal_init(loop, &a->sig_int);
     a->sig_term.data = a->sig_int.data = a;
-    uv_idle_init(loop, &a->status_idle);
-    uv_check_init(loop, &a->status_check);
-    a->status_idle.data = a->status_check.data = a;
-    a->handles_open += 4;
+    a->handles_open += 2;
     return 0;
-}
-
-static void on_status_idle(uv_idle_t *h) { (void)h; }
-
-/* The first loop turn's I/O is done — the registration request went out in it — so the status server's lws
- * context and listener now cost time the plane spends answering, not time on the way to the first heartbeat. */
-static void on_status_check(uv_check_t *h)
-{
-    agent *a = h->data;
-    char err[512];
-    uv_idle_stop(&a->status_idle);
-    uv_check_stop(&a->status_check);
-    if (a->phase == AGENT_STOPPING || status_start(a, err, sizeof err) == 0)
-        return;
-    log_error("agent", "%s", err);
-    a->exit_code = 1;
-    agent_finish_soon(a);
 }
 
 int agent_start(agent *a, char *err, size_t errlen)
 {
-    /* Checked before anything reaches the plane: an agent that cannot serve its status does not register. */
-    if (status_probe(a, err, errlen) < 0) {
+    /* Before anything reaches the plane: an agent that cannot serve its status does not register. */
+    if (status_start(a, err, errlen) < 0) {
         agent_finish(a); /* closes the handles; the caller runs the loop to let them close */
         return -1;
     }
@@ -872,10 +843,6 @@ int agent_start(agent *a, char *err, size_t errlen)
     log_info("agent", "iac-agent %s starting: %lld slots, control plane %s (C&C port %lld), data %s", IAC_VERSION,
              (long long)a->opt->slots, a->base_url, (long long)a->opt->cc_port, a->opt->data_dir);
     agent_register(a);
-    /* A check handle runs after the loop's I/O; the idle one keeps that first poll from blocking (a plane that
-     * does not answer must not keep the status server, and the liveness probe, waiting). */
-    uv_idle_start(&a->status_idle, on_status_idle);
-    uv_check_start(&a->status_check, on_status_check);
     return 0;
 }
 
@@ -892,7 +859,5 @@ void agent_dispose(agent *a)
     cc_free(a->cc);
     a->http = NULL;
     a->cc = NULL;
-    lwsloop_share_unref(a->lws, NULL, NULL); /* the caller runs the loop until the context is gone */
-    a->lws = NULL;
     held_clear(a);
 }

@@ -1,8 +1,7 @@
 /* agent.h — the agent's lifecycle (DESIGN §4.3): register → credentials while connecting → ready → draining → exit.
  *
  * One struct owns everything the agent process has: options, persisted store (with the slot table), the HTTP
- * client, the one lws context (common/lwsloop) that the status server and the C&C session share, the C&C session,
- * the status server, timers and signals. Each step starts one asynchronous operation and names the next in its
+ * client, the C&C session, the status server, timers and signals. Each step starts one asynchronous operation and names the next in its
  * completion callback; failures go back to the step that can repair them (a 403 on the C&C handshake means
  * "register again", a 401 means "re-read the token file or exit 3", anything else means "retry with backoff").
  * main() owns the struct and the loop; agent_start() arms everything; the loop returns when the agent has
@@ -32,7 +31,6 @@
 #include "iac/backoff.h"
 #include "iac/httpc.h"
 #include "iac/https.h"
-#include "iac/lwsloop.h"
 #include "options.h"
 #include "store.h"
 
@@ -60,7 +58,6 @@ typedef struct agent {
     uv_loop_t     *loop;
     agent_options *opt;
     httpc         *http;
-    lwsloop_share *lws;        /* the lws context of cc and status; the agent holds a reference until it stops */
     cc_session    *cc;
     https_server  *status;
     executor      *exec;       /* runs tasks in store.slots */
@@ -89,8 +86,6 @@ typedef struct agent {
     uv_timer_t     creds_timer;     /* registry credentials every 5 minutes */
     uv_timer_t     exit_timer;      /* hard deadline for the final flush */
     uv_timer_t     drain_timer;     /* IAC_AGENT_DRAIN_TIMEOUT: then running tasks are interrupted */
-    uv_idle_t      status_idle;     /* with status_check: the status server starts after the first loop turn's */
-    uv_check_t     status_check;    /* I/O, once the registration request is out (agent_start) */
     uv_signal_t    sig_term;
     uv_signal_t    sig_int;
     void         (*retry_step)(struct agent *a); /* what retry_timer runs */
@@ -102,15 +97,13 @@ typedef struct agent {
     int            handles_open;    /* libuv handles of this struct not yet closed */
 } agent;
 
-/* Prepares a: loads the store (a corrupt file is reported and moved aside), creates the HTTP client, the lws share
- * (its context is made when first needed) and the C&C session. 0, or -1 with a message in err (the caller exits
+/* Prepares a: loads the store (a corrupt file is reported and moved aside), creates the HTTP client and the C&C
+ * session. 0, or -1 with a message in err (the caller exits
  * 1). */
 int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t errlen);
-/* Checks that the status address can be listened on, starts signals and the first registration, and the status
- * server at the end of the loop's first turn: by then the registration request is out, and the ~1 ms that the
- * lws context and the listener cost overlap the plane's answer. 0, or -1 with a message in err (nothing was sent
- * to the plane). If the listener still fails in the loop (another process took the port in between), the agent
- * logs it and exits 1. */
+/* Starts the status server, signals and the first registration. The status server comes first: an agent that
+ * cannot serve its status (address in use, not local) does not register. 0, or -1 with a message in err (nothing
+ * was sent to the plane). */
 int agent_start(agent *a, char *err, size_t errlen);
 /* Frees what agent_init/agent_start created; call after uv_run() returned. */
 void agent_dispose(agent *a);

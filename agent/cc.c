@@ -58,7 +58,7 @@ static void cc_on_drained(wsc *w, void *arg)
         s->h.on_drained(s->arg);
 }
 
-cc_session *cc_new(uv_loop_t *loop, lwsloop_share *lws, const cc_handlers *h, void *arg)
+cc_session *cc_new(uv_loop_t *loop, const cc_handlers *h, void *arg)
 {
     cc_session *s = calloc(1, sizeof *s);
     if (!s)
@@ -66,7 +66,7 @@ cc_session *cc_new(uv_loop_t *loop, lwsloop_share *lws, const cc_handlers *h, vo
     s->h = *h;
     s->arg = arg;
     static const wsc_callbacks cb = { cc_on_open, cc_on_message, cc_on_close, cc_on_drained };
-    wsc_opts opts = { .share = lws };
+    wsc_opts opts = { 0 };
     s->ws = wsc_new(loop, &opts, &cb, s);
     if (!s->ws) {
         free(s);

@@ -16,7 +16,6 @@
 
 #include <uv.h>
 
-#include "iac/lwsloop.h"
 #include "iac/proto.h"
 
 typedef struct cc_session cc_session;
@@ -38,9 +37,7 @@ typedef struct {
     uint64_t frames_dropped; /* could not be queued (closed or queue full) */
 } cc_counters;
 
-/* lws: the shared lws context to run on (common/lwsloop.h; the session holds a reference until cc_free), or NULL
- * for one of its own. */
-cc_session *cc_new(uv_loop_t *loop, lwsloop_share *lws, const cc_handlers *h, void *arg);
+cc_session *cc_new(uv_loop_t *loop, const cc_handlers *h, void *arg);
 /* Connects to ws[s]://host:port/api/v1/agents/control?agent_id=<agent_id, URL-encoded>. 0 or a WSC_E_* code. */
 int cc_connect(cc_session *s, bool tls, const char *host, int port, const char *agent_id, const char *token);
 /* Encodes and queues m. 0, or a WSC_E_* code (the message is dropped and counted). */

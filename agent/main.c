@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libwebsockets.h>
 #include <uv.h>
 
 #include "agent.h"
@@ -17,15 +16,6 @@
 #include "options.h"
 
 extern char **environ;
-
-/* libwebsockets logs process-wide; its warnings and errors go through our logger (format, redaction). */
-static void main_lws_log(int level, const char *line)
-{
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        n--;
-    log_write(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws", "%.*s", (int)n, line);
-}
 
 /* `iac-agent status [--listen host:port]`: only the status address matters, so it has its own small table. */
 static int main_status(int argc, char **argv)
@@ -74,7 +64,6 @@ int main(int argc, char **argv)
     }
     log_setup((log_level)opt.log_level, (log_format)opt.log_format);
     log_secret_add(opt.token);
-    lws_set_log_level(LLL_ERR | LLL_WARN, main_lws_log);
     signal(SIGPIPE, SIG_IGN); /* a peer closing a socket must be an error value, not a signal */
 
     uv_loop_t loop;
@@ -91,7 +80,7 @@ int main(int argc, char **argv)
         status = a.exit_code;
     }
     agent_dispose(&a);
-    /* Freeing an lws context on a foreign loop takes several loop turns: run until every handle is closed. */
+    /* libuv closes handles asynchronously: run until every one is closed. */
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         log_debug("main", "loop closed with handles still open");

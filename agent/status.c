@@ -231,15 +231,11 @@ static void status_handle(const https_request *req, https_response *res, void *a
     https_reply_error(res, path_known ? 405 : 404, path_known ? "method not allowed" : "not found");
 }
 
-int status_probe(const agent *a, char *err, size_t errlen)
-{
-    return https_probe(a->opt->listen_host, (int)a->opt->listen_port, err, errlen);
-}
-
 int status_start(agent *a, char *err, size_t errlen)
 {
-    https_opts o = { a->opt->listen_host, (int)a->opt->listen_port, 64 * 1024, status_handle, a };
-    a->status = https_listen_shared(a->lws, &o, err, errlen);
+    https_opts o = { .host = a->opt->listen_host, .port = (int)a->opt->listen_port, .max_body = 64 * 1024,
+                     .handler = status_handle, .arg = a };
+    a->status = https_listen(a->loop, &o, err, errlen);
     if (!a->status)
         return -1;
     log_info("status", "status server on %s:%d", a->opt->listen_host, https_port(a->status));

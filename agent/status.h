@@ -18,10 +18,7 @@
 
 struct agent;
 
-/* Whether the configured address can be listened on now (https_probe): the agent checks before it registers and
- * listens (status_start) once the registration is on its way. 0, or -1 with a message in err. */
-int status_probe(const struct agent *a, char *err, size_t errlen);
-/* Listens on the configured address, on the agent's lws context (a->lws). 0, or -1 with a message in err. */
+/* Listens on the configured address. 0, or -1 with a message in err. */
 int status_start(struct agent *a, char *err, size_t errlen);
 void status_stop(struct agent *a);
 

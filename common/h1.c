@@ -1,49 +1,33 @@
 /* h1.c — one HTTP/1.1 exchange over plain TCP on libuv; see h1.h for why it exists.
  *
- * An exchange is a straight line: resolve (unless the host is an address literal) → connect to each address in
- * turn until one answers → write the head and the body → read the response through a small parser → on_done.
- * Reading starts as soon as the connection is up, so a server that answers before it has read the whole body
+ * An exchange is a straight line: dial (common/dial: resolve unless the host is an address literal, connect to each
+ * address in turn until one answers) → write the head and the body → read the response through a small parser →
+ * on_done. Reading starts as soon as the connection is up, so a server that answers before it has read the whole body
  * (a 413, say) is heard: a failed write only matters if no response follows it.
  *
  * The parser is a state machine fed with whatever arrives: the head is gathered (at most H1_MAX_HEAD bytes) and
  * parsed whole; the body is handed on in the pieces it arrived in, framed by Content-Length, by chunked transfer
  * coding (extensions and trailers skipped), or by the end of the connection.
  *
- * A host name is looked up by getaddrinfo on a thread started for that lookup, which ends with it (curl's threaded
- * resolver does the same). uv_getaddrinfo would start libuv's pool of four threads at the first lookup and keep
- * them for the life of the process, and the agent is meant to idle with one thread. The lookup has a life of its
- * own: an exchange that ends first detaches from it, and the answer is dropped when it comes.
- *
- * Lifetimes: the exchange owns two timers, the TCP handle (re-created for each address tried) and, while a name is
- * being resolved, a getaddrinfo request. `pending` counts those that have not come back (close callbacks, the
- * resolver's callback); once the exchange is over (`over`: on_done called or h1_abort()) the last one to come back
- * frees it. No callback reaches the caller after `over` is set. */
+ * Lifetimes: the exchange owns its timer (the whole exchange's limit; the dial keeps the connect limit), the dial
+ * while it runs (aborted if the exchange ends first) and then the TCP handle the dial hands over. `pending` counts
+ * the handles that have not come back (close callbacks); once the exchange is over (`over`: on_done called or
+ * h1_abort()) the last one to come back frees it. No callback reaches the caller after `over` is set. */
 #include "iac/h1.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <netdb.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "iac/dial.h"
 #include "iac/strbuf.h"
 
 #define H1_MAX_HEAD    (64 * 1024) /* a response head larger than this is refused */
 #define H1_READ_CHUNK  (16 * 1024) /* one read, and one piece of a streamed request body */
 #define H1_MAX_CHUNK   ((uint64_t)1 << 60)
-
-/* A name lookup, on a thread of its own; see the top of the file. */
-typedef struct h1_lookup {
-    uv_async_t          async; /* the thread's "done", on the loop */
-    struct h1_exchange *x;     /* NULL once the exchange has gone */
-    char                host[256], service[8];
-    struct addrinfo    *ai;
-    int                 rc;    /* getaddrinfo's */
-} h1_lookup;
 
 typedef enum {
     P_HEAD,       /* gathering the status line and headers */
@@ -67,16 +51,10 @@ struct h1_exchange {
     bool             head_only;
     uint64_t         connect_timeout_ms, timeout_ms;
 
-    uv_timer_t       connect_timer, total_timer;
-    h1_lookup       *lookup;       /* the name lookup under way, or NULL */
-    struct addrinfo *ai, *ai_next; /* the resolver's answer; the next address to try */
-    struct sockaddr_storage literal;
-    bool             literal_tried;
-    uv_tcp_t         tcp;
-    bool             tcp_live;     /* initialised and not yet closed */
-    uv_connect_t     connect_req;
+    uv_timer_t       total_timer;
+    dial            *dial;         /* the connection being made, or NULL */
+    uv_tcp_t        *tcp;          /* the dial's handle once connected; NULL once closing */
     uv_write_t       write_req;
-    int              last_error;   /* of the last address tried (a libuv code) */
     int              write_error;  /* a failed write, reported only if no response comes */
     unsigned         pending;
     bool             over;
@@ -97,8 +75,6 @@ struct h1_exchange {
 
 static void x_free(h1_exchange *x)
 {
-    if (x->ai)
-        freeaddrinfo(x->ai);
     strbuf_free(&x->headbuf);
     free(x->host);
     free(x->out);
@@ -113,12 +89,11 @@ static void x_came_back(h1_exchange *x)
 
 static void on_closed(uv_handle_t *h) { x_came_back(h->data); }
 
-static void tcp_close(h1_exchange *x, uv_close_cb cb)
+static void on_tcp_closed(uv_handle_t *h)
 {
-    if (!x->tcp_live)
-        return;
-    x->tcp_live = false;
-    uv_close((uv_handle_t *)&x->tcp, cb);
+    h1_exchange *x = h->data;
+    dial_tcp_closed(h);
+    x_came_back(x);
 }
 
 /* Stops everything; the memory goes when the last handle is back. */
@@ -126,16 +101,15 @@ static void x_stop(h1_exchange *x)
 {
     x->over = true;
     x->pending++; /* held until the end of this function, so that nothing frees x under us */
-    if (x->lookup) { /* its answer will find no exchange and be dropped */
-        x->lookup->x = NULL;
-        x->lookup = NULL;
-        x->pending--;
+    if (x->dial) {
+        dial_abort(x->dial);
+        x->dial = NULL;
     }
-    tcp_close(x, on_closed);
-    if (!uv_is_closing((uv_handle_t *)&x->connect_timer)) {
-        uv_close((uv_handle_t *)&x->connect_timer, on_closed);
-        uv_close((uv_handle_t *)&x->total_timer, on_closed);
+    if (x->tcp) {
+        uv_close((uv_handle_t *)x->tcp, on_tcp_closed);
+        x->tcp = NULL;
     }
+    uv_close((uv_handle_t *)&x->total_timer, on_closed);
     x_came_back(x);
 }
 
@@ -473,158 +447,41 @@ static void send_more(h1_exchange *x)
     }
     x->body_sent += (int64_t)got;
     uv_buf_t b = uv_buf_init(x->sbuf, (unsigned)got);
-    int rc = uv_write(&x->write_req, (uv_stream_t *)&x->tcp, &b, 1, on_written);
+    int rc = uv_write(&x->write_req, (uv_stream_t *)x->tcp, &b, 1, on_written);
     if (rc < 0)
         x->write_error = rc;
 }
 
-static void connect_next(h1_exchange *x);
-
-static void on_tcp_closed_next(uv_handle_t *h)
+/* The dial's end: a connected handle (read at once, then the request), or why there is none. */
+static void on_dialed(void *arg, uv_tcp_t *tcp, int error, const char *msg)
 {
-    h1_exchange *x = h->data;
-    if (x->over) {
-        x_came_back(x);
+    /* What each dial failure is to the caller. */
+    static const struct { int dial; int h1; } errors[] = {
+        { DIAL_E_RESOLVE, H1_E_CONNECT },
+        { DIAL_E_CONNECT, H1_E_CONNECT },
+        { DIAL_E_TIMEOUT, H1_E_TIMEOUT },
+        { DIAL_E_NOMEM, H1_E_NOMEM },
+    };
+    h1_exchange *x = arg;
+    x->dial = NULL;
+    if (error != DIAL_OK) {
+        int h1_error = H1_E_CONNECT;
+        for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
+            if (errors[i].dial == error)
+                h1_error = errors[i].h1;
+        finish(x, h1_error, "%s", msg);
         return;
     }
-    x->pending--; /* not the last: the timers are open while the exchange is not over */
-    connect_next(x);
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    h1_exchange *x = req->data;
-    if (x->over || status == UV_ECANCELED)
-        return;
-    if (status < 0) {
-        x->last_error = status;
-        tcp_close(x, on_tcp_closed_next);
-        return;
-    }
-    uv_timer_stop(&x->connect_timer);
-    uv_tcp_nodelay(&x->tcp, 1);
-    int rc = uv_read_start((uv_stream_t *)&x->tcp, on_alloc, on_read);
+    x->tcp = tcp;
+    tcp->data = x;
+    x->pending++;
+    uv_tcp_nodelay(tcp, 1);
+    int rc = uv_read_start((uv_stream_t *)tcp, on_alloc, on_read);
     uv_buf_t b = uv_buf_init(x->out, (unsigned)x->out_len);
     if (rc == 0)
-        rc = uv_write(&x->write_req, (uv_stream_t *)&x->tcp, &b, 1, on_written);
+        rc = uv_write(&x->write_req, (uv_stream_t *)tcp, &b, 1, on_written);
     if (rc < 0)
         finish(x, H1_E_CONNECT, "cannot talk to %s port %u: %s", x->host, x->port, uv_strerror(rc));
-}
-
-/* The next address to try: the literal (once), else the resolver's list. */
-static const struct sockaddr *next_address(h1_exchange *x)
-{
-    if (x->literal.ss_family != AF_UNSPEC) {
-        if (x->literal_tried)
-            return NULL;
-        x->literal_tried = true;
-        return (const struct sockaddr *)&x->literal;
-    }
-    while (x->ai_next) {
-        struct addrinfo *a = x->ai_next;
-        x->ai_next = a->ai_next;
-        if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
-            return a->ai_addr;
-    }
-    return NULL;
-}
-
-static void connect_next(h1_exchange *x)
-{
-    for (const struct sockaddr *sa; (sa = next_address(x));) {
-        int rc = uv_tcp_init(x->loop, &x->tcp);
-        if (rc < 0) {
-            x->last_error = rc;
-            continue;
-        }
-        x->tcp.data = x;
-        x->tcp_live = true;
-        x->pending++;
-        rc = uv_tcp_connect(&x->connect_req, &x->tcp, sa, on_connect);
-        if (rc == 0)
-            return;
-        x->last_error = rc;
-        tcp_close(x, on_tcp_closed_next);
-        return;
-    }
-    finish(x, H1_E_CONNECT, "cannot connect to %s port %u: %s", x->host, x->port,
-           x->last_error ? uv_strerror(x->last_error) : "no address");
-}
-
-/* ---- name lookups ---- */
-
-static void *lookup_run(void *arg)
-{
-    h1_lookup *l = arg;
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
-    l->rc = getaddrinfo(l->host, l->service, &hints, &l->ai);
-    uv_async_send(&l->async); /* after this the thread touches nothing of l */
-    return NULL;
-}
-
-static void lookup_closed(uv_handle_t *h)
-{
-    h1_lookup *l = h->data;
-    if (l->ai)
-        freeaddrinfo(l->ai);
-    free(l);
-}
-
-static void on_lookup_done(uv_async_t *a)
-{
-    h1_lookup *l = a->data;
-    h1_exchange *x = l->x;
-    uv_close((uv_handle_t *)&l->async, lookup_closed);
-    if (!x)
-        return;
-    x->lookup = NULL;
-    x->pending--; /* not the last: the timers are open while the exchange is not over */
-    if (l->rc != 0) {
-        finish(x, H1_E_CONNECT, "cannot resolve %s: %s", x->host, gai_strerror(l->rc));
-        return;
-    }
-    x->ai = x->ai_next = l->ai;
-    l->ai = NULL;
-    connect_next(x);
-}
-
-/* Starts the lookup of x->host. 0, or a negative errno (nothing started). */
-static int lookup_start(h1_exchange *x)
-{
-    h1_lookup *l = calloc(1, sizeof *l);
-    if (!l)
-        return -ENOMEM;
-    snprintf(l->host, sizeof l->host, "%s", x->host);
-    snprintf(l->service, sizeof l->service, "%u", (unsigned)x->port);
-    int rc = uv_async_init(x->loop, &l->async, on_lookup_done);
-    if (rc < 0) {
-        free(l);
-        return rc;
-    }
-    l->async.data = l;
-    pthread_attr_t attr;
-    pthread_t tid;
-    rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = pthread_create(&tid, &attr, lookup_run, l);
-        pthread_attr_destroy(&attr);
-    }
-    if (rc != 0) {
-        uv_close((uv_handle_t *)&l->async, lookup_closed);
-        return -rc;
-    }
-    l->x = x;
-    x->lookup = l;
-    x->pending++;
-    return 0;
-}
-
-static void on_connect_timeout(uv_timer_t *t)
-{
-    h1_exchange *x = t->data;
-    finish(x, H1_E_TIMEOUT, "no connection to %s port %u within %llu ms", x->host, x->port,
-           (unsigned long long)x->connect_timeout_ms);
 }
 
 static void on_total_timeout(uv_timer_t *t)
@@ -632,27 +489,6 @@ static void on_total_timeout(uv_timer_t *t)
     h1_exchange *x = t->data;
     finish(x, H1_E_TIMEOUT, "no complete response from %s port %u within %llu ms", x->host, x->port,
            (unsigned long long)x->timeout_ms);
-}
-
-/* The exchange begins on the next loop turn, so that even a failure at once reaches on_done after h1_start()
- * has returned the handle. */
-static void on_begin(uv_timer_t *t)
-{
-    h1_exchange *x = t->data;
-    if (x->connect_timeout_ms)
-        uv_timer_start(&x->connect_timer, on_connect_timeout, x->connect_timeout_ms, 0);
-    if (x->timeout_ms)
-        uv_timer_start(&x->total_timer, on_total_timeout, x->timeout_ms, 0);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&x->literal;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&x->literal;
-    if (uv_ip4_addr(x->host, x->port, v4) == 0 || uv_ip6_addr(x->host, x->port, v6) == 0) {
-        connect_next(x); /* an address literal: no resolver, no thread */
-        return;
-    }
-    memset(&x->literal, 0, sizeof x->literal);
-    int rc = lookup_start(x);
-    if (rc < 0)
-        finish(x, H1_E_CONNECT, "cannot resolve %s: no resolver thread: %s", x->host, uv_strerror(rc));
 }
 
 h1_exchange *h1_start(uv_loop_t *loop, const h1_request *req, const h1_callbacks *cb, void *arg)
@@ -683,12 +519,19 @@ h1_exchange *h1_start(uv_loop_t *loop, const h1_request *req, const h1_callbacks
     x->head_only = req->head_only;
     x->connect_timeout_ms = req->connect_timeout_ms;
     x->timeout_ms = req->timeout_ms;
-    x->connect_req.data = x->write_req.data = x;
-    uv_timer_init(loop, &x->connect_timer);
-    uv_timer_init(loop, &x->total_timer);
-    x->connect_timer.data = x->total_timer.data = x;
-    x->pending = 2;
-    uv_timer_start(&x->connect_timer, on_begin, 0, 0);
+    x->write_req.data = x;
+    /* The dial calls back on a later loop turn, so that even a failure at once reaches on_done after h1_start()
+     * has returned the handle. */
+    x->dial = dial_start(loop, x->host, x->port, x->connect_timeout_ms, on_dialed, x);
+    if (!x->dial || uv_timer_init(loop, &x->total_timer) < 0) {
+        dial_abort(x->dial);
+        x_free(x);
+        return NULL;
+    }
+    x->total_timer.data = x;
+    x->pending = 1;
+    if (x->timeout_ms)
+        uv_timer_start(&x->total_timer, on_total_timeout, x->timeout_ms, 0);
     return x;
 }
 

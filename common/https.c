@@ -1,45 +1,40 @@
-/* https.c — a small HTTP/1.1 server on libwebsockets, on the caller's libuv loop; see https.h.
+/* https.c — a small HTTP/1.1 server on uv_tcp; see https.h for what it speaks and why it is not libwebsockets.
  *
- * The server is one vhost listening on host:port, on a context bound to the caller's loop (common/lwsloop): a
- * context of its own, or one the caller shares with other users (https_listen_shared: the agent's status server
- * and C&C client) — creating a context costs about 0.8 ms in lws 4.1.6, a vhost next to nothing. Either way the
- * server finds itself through the vhost's user pointer and holds one reference to the share. Each connection
- * carries a `conn` (lws per-session data) that walks
+ * A server is a listening uv_tcp_t and one uv_timer_t; each connection is one uv_tcp_t with a `conn` around it.
+ * A connection walks
  *
- *     IDLE --headers--> BODY --body complete--> REPLY --last byte--> IDLE (keep-alive) …
- *               \_________(no body)___________/
+ *     HEAD --head parsed--> BODY or CHUNK_* --body complete--> REPLY --written--> HEAD (keep-alive) …
+ *        \_____________(no body)____________________________/        \--> LINGER (the response ends it)
  *
- * The handler is called once per request with everything copied out of lws's header storage, and the response
- * goes out from LWS_CALLBACK_HTTP_WRITEABLE: headers first, then the body in HTTPS_CHUNK-sized writes, one write
- * per callback as lws requires, so a megabyte body never sits in lws's own buffers. Requests the server cannot
- * take never reach the handler: a body over max_body (drained, then 413), chunked uploads (411), methods other
- * than GET/POST/PUT/PATCH/DELETE/OPTIONS (405).
+ * Input is read into one buffer of HTTPS_MAX_HEAD bytes, which holds at most one request head and is the unit of
+ * every limit: a head that does not fit is refused with 431. The head is parsed whole and the fields the handler
+ * needs are copied out (`meta`); body bytes are moved from the buffer into `body` as they arrive, de-chunked, never
+ * more than max_body. Once the request is complete the handler runs, reading pauses, and the response — head and
+ * body — goes out in one uv_write; bytes of a pipelined next request wait in the buffer until it is written, so
+ * requests on a connection are answered strictly one at a time, in order.
  *
- * Facts about lws 4.1.6 this file is built around (checked against the library, see the tests):
- *   - URI arguments arrive already percent-decoded ('+' included) and split at '&'. The raw query is gone, so
- *     req->query is rebuilt by re-encoding each "name=value" fragment; https_query_param() decodes it again.
- *     A name containing an encoded '=' cannot be told apart from its value: such names are not supported.
- *   - If the bind fails inside lws_create_context() on a foreign loop, lws leaves uv handles on the loop that
- *     point into freed memory, and the loop crashes on its next turn. So the context (a share) never has a
- *     listener of its own and the vhost is added with lws_create_vhost(), whose failure leaves a sound context.
- *   - Destroying a context on a foreign loop takes several loop turns (common/lwsloop.c). https_free() marks the
- *     server (no more handler calls: a request that still arrives is answered 503) and drops its reference to the
- *     share, which is safe inside the handler; the server itself is freed once the context is, as lws's closing
- *     callbacks still reach it. With a context of its own that is a few loop turns later; on a shared one, when
- *     the last user lets go (the vhost, and so the listener, stays until then: it goes with the context).
- *   - With fd_limit_per_thread set (lwsloop_create), lws keeps a small fd table searched linearly, which also
- *     accepts fd numbers above the limit.
- *   - A request body is read only when announced by Content-Length; LWS_CALLBACK_HTTP_BODY_COMPLETION never comes
- *     for a body-less request, so the handler runs straight from LWS_CALLBACK_HTTP then. lws does not decode
- *     chunked request bodies (the request just stalls): those get 411 and the connection is closed.
+ * A refused request (400, 413, 431, 501, 505) is answered and the connection then lingers: our side is shut down
+ * and whatever the client still sends is read and dropped until it hangs up or HTTPS_LINGER_MS pass. Closing at
+ * once would make the kernel answer the unread bytes with a reset, which can destroy the response before the
+ * client has read it. Responses to "Connection: close" and HTTP/1.0 end the same way.
  *
- * lws's logging is process-wide (lws_set_log_level); it is left to main to route or silence it. */
+ * Timeouts: each connection waiting for a request (or lingering) has a deadline in loop time; the server's one
+ * timer is armed for the earliest and sweeps the connection list when it fires. A response being written has no
+ * deadline. With no connection waiting the timer is idle, so an idle server costs no wake-ups.
+ *
+ * Lifetimes: https_free() closes the listener, the timer and every connection; `handles` and `nconns` count those
+ * not yet back from uv_close, and the last close callback frees the server. A handler that frees its server finds
+ * its connection closing when it returns: the response is dropped, and the conn's memory lives until its close
+ * callback, which libuv runs only after the current callback has returned. */
 #include "iac/https.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,158 +42,396 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <libwebsockets.h>
-
-#include "iac/lwsloop.h"
-
 #define HTTPS_DEFAULT_MAX_BODY (1u << 20)
-#define HTTPS_CHUNK            16384 /* bytes per body write; also lws's tx_packet_size */
-#define HTTPS_FD_LIMIT         256
+#define HTTPS_DEFAULT_IDLE_MS  30000u
+#define HTTPS_LINGER_MS        2000u       /* at most, after the last response, for the client to hang up */
+#define HTTPS_MAX_HEAD         (16 * 1024) /* request line and headers; also the read buffer */
+#define HTTPS_MAX_CONNS        512u
+#define HTTPS_BACKLOG          511
 #define HTTPS_CTYPE_MAX        128
+#define HTTPS_NONE             SIZE_MAX    /* a meta offset for a header that was absent */
+
+typedef enum {
+    C_HEAD,       /* gathering a request line and headers */
+    C_BODY,       /* `left` bytes of a Content-Length body to come */
+    C_CHUNK_SIZE, /* a chunk-size line (hex digits, maybe extensions) */
+    C_CHUNK_DATA, /* `left` bytes of chunk data */
+    C_CHUNK_END,  /* the CRLF after chunk data */
+    C_TRAILER,    /* trailer lines up to the blank one */
+    C_REPLY,      /* the response is being written; reading is paused */
+    C_LINGER,     /* the last response is out and our side shut down: reading and dropping until the client goes */
+} conn_state;
+
+typedef struct conn conn;
+struct conn {
+    uv_tcp_t      tcp;          /* data → this conn, as are the requests' */
+    https_server *srv;
+    conn         *prev, *next;  /* the server's connections that are not closing */
+    conn_state    state;
+    bool          reading, closing;
+    uint64_t      deadline;     /* loop time by which the current wait must end; 0 while a response is written */
+    char          peer[INET6_ADDRSTRLEN];
+
+    char         *in;           /* HTTPS_MAX_HEAD bytes while there is something in it or a read under way */
+    size_t        in_len;
+
+    /* the request being read */
+    bool          http10, head_only, close_after;
+    uint64_t      left;         /* body or chunk bytes still to come */
+    size_t        trailer_len;
+    strbuf        meta;         /* method, path, query, authorization, content type, each NUL-terminated */
+    size_t        at_path, at_query, at_auth, at_ctype; /* offsets into meta (method is at 0) */
+    strbuf        body;
+
+    /* the response */
+    char          head[HTTPS_CTYPE_MAX + 192];
+    strbuf        out;
+    uv_write_t    write_req, continue_req;
+    bool          continue_pending;
+    uv_shutdown_t shutdown_req;
+};
 
 struct https_server {
-    lwsloop_share      *share;      /* the context: our own or the caller's; one reference is ours */
-    https_handler       handler;
-    void               *arg;
-    size_t              max_body;
-    int                 port;
-    bool                closing;    /* https_free() was called: no more handler calls */
+    uv_loop_t    *loop;
+    uv_tcp_t      listener;
+    uv_timer_t    timer;        /* the earliest deadline of a connection */
+    uint64_t      timer_due;    /* when it fires, while it is active */
+    https_handler handler;
+    void         *arg;
+    size_t        max_body;
+    uint64_t      idle_ms;
+    int           port;
+    conn         *conns;        /* not closing */
+    unsigned      nconns;       /* connections whose handle has not come back from uv_close */
+    unsigned      handles;      /* the listener and the timer, until they come back from uv_close */
+    bool          closing;      /* https_free() was called (or https_listen failed) */
+    bool          accept_stalled; /* a connection was left in the backlog for lack of memory: retry on a close */
 };
 
-typedef enum { CONN_IDLE = 0, CONN_BODY, CONN_REPLY } conn_state;
+/* ---- small things ---- */
 
-/* Per-connection state (lws zero-fills it, which is a valid IDLE conn). Reset after every transaction and on
- * close, so keep-alive connections start each request clean and nothing outlives the socket. */
-typedef struct {
-    conn_state  state;
-    const char *method;
-    bool        too_big;       /* body exceeded max_body: drained and answered with 413 */
-    bool        close_after;   /* hang up once the response is out */
-    bool        has_auth, has_ctype;
-    strbuf      path, query, auth, ctype, body;
-    char        peer[64];
-    /* response */
-    int         status;
-    char        res_ctype[HTTPS_CTYPE_MAX];
-    strbuf      out;
-    size_t      sent;
-    bool        headers_sent;
-} conn;
-
-/* Methods lws recognises, by the header token that carries the URI. */
-static const struct {
-    enum lws_token_indexes token;
-    const char            *name;
-} methods[] = {
-    { WSI_TOKEN_GET_URI, "GET" },       { WSI_TOKEN_POST_URI, "POST" },     { WSI_TOKEN_PUT_URI, "PUT" },
-    { WSI_TOKEN_PATCH_URI, "PATCH" },   { WSI_TOKEN_DELETE_URI, "DELETE" }, { WSI_TOKEN_OPTIONS_URI, "OPTIONS" },
-};
-
-static void conn_reset(conn *c)
+static int hexval(int ch)
 {
-    strbuf_free(&c->path);
-    strbuf_free(&c->query);
-    strbuf_free(&c->auth);
-    strbuf_free(&c->ctype);
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = tolower(ch);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* RFC 9110 token characters (method and header names). */
+static bool is_tchar(unsigned char ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool is_ows(char ch) { return ch == ' ' || ch == '\t'; }
+
+/* Reason phrases for the status line; others get an empty one, which HTTP allows. */
+static const struct {
+    int         status;
+    const char *reason;
+} reasons[] = {
+    { 100, "Continue" },                        { 200, "OK" },
+    { 201, "Created" },                         { 202, "Accepted" },
+    { 204, "No Content" },                      { 301, "Moved Permanently" },
+    { 302, "Found" },                           { 303, "See Other" },
+    { 304, "Not Modified" },                    { 307, "Temporary Redirect" },
+    { 400, "Bad Request" },                     { 401, "Unauthorized" },
+    { 403, "Forbidden" },                       { 404, "Not Found" },
+    { 405, "Method Not Allowed" },              { 406, "Not Acceptable" },
+    { 409, "Conflict" },                        { 410, "Gone" },
+    { 411, "Length Required" },                 { 412, "Precondition Failed" },
+    { 413, "Content Too Large" },               { 415, "Unsupported Media Type" },
+    { 422, "Unprocessable Content" },           { 423, "Locked" },
+    { 429, "Too Many Requests" },               { 431, "Request Header Fields Too Large" },
+    { 500, "Internal Server Error" },           { 501, "Not Implemented" },
+    { 502, "Bad Gateway" },                     { 503, "Service Unavailable" },
+    { 504, "Gateway Timeout" },                 { 505, "HTTP Version Not Supported" },
+};
+
+static const char *reason_of(int status)
+{
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "";
+}
+
+/* Why a request is refused, for the JSON error body. */
+static void refusal_text(const conn *c, int status, char *buf, size_t len)
+{
+    switch (status) {
+    case 413:
+        snprintf(buf, len, "request body larger than %zu bytes", c->srv->max_body);
+        break;
+    case 431:
+        snprintf(buf, len, "request head larger than %d bytes", HTTPS_MAX_HEAD);
+        break;
+    case 501:
+        snprintf(buf, len, "unsupported transfer encoding: only chunked is understood");
+        break;
+    case 505:
+        snprintf(buf, len, "HTTP version not supported: send HTTP/1.1 or HTTP/1.0");
+        break;
+    default:
+        snprintf(buf, len, "malformed request");
+        break;
+    }
+}
+
+/* ---- timeouts ---- */
+
+static void on_timer(uv_timer_t *t);
+
+static void timer_arm(https_server *s, uint64_t due)
+{
+    if (uv_is_active((uv_handle_t *)&s->timer) && s->timer_due <= due)
+        return;
+    uint64_t now = uv_now(s->loop);
+    s->timer_due = due;
+    uv_timer_start(&s->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+/* The connection is waiting for the client (a request, or its hang-up) for at most ms from now. */
+static void wait_start(conn *c, uint64_t ms)
+{
+    c->deadline = uv_now(c->srv->loop) + ms;
+    timer_arm(c->srv, c->deadline);
+}
+
+/* A stale timer only sweeps and finds nothing due. */
+static void wait_stop(conn *c) { c->deadline = 0; }
+
+/* ---- connection lifetime ---- */
+
+static void server_maybe_free(https_server *s)
+{
+    if (s->closing && s->handles == 0 && s->nconns == 0)
+        free(s);
+}
+
+static void server_accept(https_server *s);
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    https_server *s = c->srv;
+    free(c->in);
+    strbuf_free(&c->meta);
     strbuf_free(&c->body);
     strbuf_free(&c->out);
-    memset(c, 0, sizeof *c);
+    free(c);
+    s->nconns--;
+    if (s->closing)
+        server_maybe_free(s);
+    else if (s->accept_stalled)
+        server_accept(s);
 }
 
-/* Copies header h into b; false when absent (or empty). */
-static bool hdr_copy(struct lws *wsi, enum lws_token_indexes h, strbuf *b)
+/* Closes at once; pending writes come back cancelled before the close callback. */
+static void conn_close(conn *c)
 {
-    int len = lws_hdr_total_length(wsi, h);
-    if (len <= 0)
-        return false;
-    char *tmp = malloc((size_t)len + 1);
-    if (!tmp) {
-        b->oom = true;
-        return true;
-    }
-    int n = lws_hdr_copy(wsi, tmp, len + 1, h);
-    if (n > 0)
-        strbuf_append(b, tmp, (size_t)n);
-    free(tmp);
-    return n > 0;
-}
-
-/* Characters kept as they are when rebuilding the query; everything else is %XX. '&', '=', '+' and '%' must be
- * encoded so that https_query_param() splits and decodes the rebuilt string exactly as the client meant it. */
-static bool query_safe(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("-._~:/,@!$'()*;", ch));
-}
-
-static void query_encode(strbuf *b, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (query_safe(ch)) {
-            strbuf_putc(b, (char)ch);
-        } else {
-            char esc[3] = { '%', hex[ch >> 4], hex[ch & 15] };
-            strbuf_append(b, esc, 3);
-        }
-    }
-}
-
-/* Rebuilds the query from lws's decoded "name=value" fragments (see the top comment). */
-static void query_rebuild(struct lws *wsi, strbuf *q)
-{
-    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-    if (total <= 0)
+    if (c->closing)
         return;
-    char *frag = malloc((size_t)total + 1);
-    if (!frag) {
-        q->oom = true;
-        return;
-    }
-    for (int i = 0;; i++) {
-        int n = lws_hdr_copy_fragment(wsi, frag, total + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (n < 0)
-            break; /* no fragment i */
-        if (n == 0)
-            continue; /* "a=1&&b=2" */
-        if (q->len)
-            strbuf_putc(q, '&');
-        char *eq = memchr(frag, '=', (size_t)n);
-        if (!eq) {
-            query_encode(q, frag, (size_t)n);
+    c->closing = true;
+    c->deadline = 0;
+    https_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    https_server *s = t->data;
+    uint64_t now = uv_now(s->loop), next = 0;
+    for (conn *c = s->conns, *nx; c; c = nx) {
+        nx = c->next; /* conn_close unlinks c only */
+        if (!c->deadline)
             continue;
-        }
-        query_encode(q, frag, (size_t)(eq - frag));
-        strbuf_putc(q, '=');
-        query_encode(q, eq + 1, (size_t)(frag + n - eq - 1));
+        if (c->deadline <= now)
+            conn_close(c);
+        else if (!next || c->deadline < next)
+            next = c->deadline;
     }
-    free(frag);
+    if (next)
+        timer_arm(s, next);
 }
 
-/* Bytes of request body announced by Content-Length (0 when none); BODY_CHUNKED for chunked transfer encoding,
- * which lws 4.1 does not decode on the server side (it delivers no LWS_CALLBACK_HTTP_BODY for it at all). */
-#define BODY_CHUNKED SIZE_MAX
-static size_t body_expected(struct lws *wsi)
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    char buf[32];
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
-        return BODY_CHUNKED;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
-        lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
-        return 0;
-    unsigned long long n = strtoull(buf, NULL, 10); /* lws has already refused a malformed length */
-    return n >= SIZE_MAX ? SIZE_MAX - 1 : (size_t)n;
+    conn *c = h->data;
+    (void)hint;
+    if (!c->in)
+        c->in = malloc(HTTPS_MAX_HEAD);
+    /* The parser never leaves the buffer full while it reads (see the steps); a zero length is ENOBUFS. */
+    buf->base = c->in ? c->in + c->in_len : NULL;
+    buf->len = c->in ? HTTPS_MAX_HEAD - c->in_len : 0;
 }
 
-static void conn_reply_error(conn *c, int status, const char *msg)
+static void conn_run(conn *c);
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
+    conn *c = st->data;
+    (void)buf;
+    if (n == 0)
+        return;
+    if (n < 0) { /* the end, a reset, or no buffer */
+        conn_close(c);
+        return;
+    }
+    if (c->state == C_LINGER)
+        return; /* dropped: in_len stays 0 */
+    c->in_len += (size_t)n;
+    if (c->state != C_REPLY)
+        conn_run(c);
+}
+
+static void read_on(conn *c)
+{
+    if (c->reading || c->closing)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+}
+
+static void read_off(conn *c)
+{
+    if (!c->reading)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+static void consume(conn *c, size_t n)
+{
+    if (!n)
+        return;
+    memmove(c->in, c->in + n, c->in_len - n);
+    c->in_len -= n;
+}
+
+/* ---- writing ---- */
+
+static void on_shut_down(uv_shutdown_t *req, int status)
+{
+    conn *c = req->data;
+    if (status < 0 && !c->closing)
+        conn_close(c);
+}
+
+/* After the last response: see the top comment. */
+static void conn_linger(conn *c)
+{
+    c->state = C_LINGER;
+    c->in_len = 0;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shut_down) < 0) {
+        conn_close(c);
+        return;
+    }
+    wait_start(c, c->srv->idle_ms < HTTPS_LINGER_MS ? c->srv->idle_ms : HTTPS_LINGER_MS);
+    read_on(c);
+}
+
+/* Forgets the request just answered; the buffer goes too when nothing of a next request is in it. */
+static void request_reset(conn *c)
+{
+    strbuf_free(&c->meta);
+    strbuf_free(&c->body);
+    c->http10 = c->head_only = c->close_after = false;
+    c->left = 0;
+    c->trailer_len = 0;
+    if (!c->in_len && !c->reading) {
+        free(c->in);
+        c->in = NULL;
+    }
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    conn *c = req->data;
+    strbuf_free(&c->out);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->close_after) {
+        conn_linger(c);
+        return;
+    }
+    request_reset(c);
+    c->state = C_HEAD;
+    wait_start(c, c->srv->idle_ms);
+    conn_run(c); /* a pipelined request may be waiting in the buffer */
+}
+
+/* Sends a response, taking body; reading pauses until it is written. */
+static void conn_respond(conn *c, int status, const char *ctype, strbuf *body)
+{
+    c->state = C_REPLY;
+    read_off(c);
+    wait_stop(c);
+    c->out = *body;
+    *body = (strbuf)STRBUF_INIT;
+    bool bodiless = status == 204 || status == 304;
+    size_t len = bodiless ? 0 : c->out.len;
+    const char *connection = c->close_after ? "Connection: close\r\n"
+                             : c->http10    ? "Connection: keep-alive\r\n"
+                                            : "";
+    int n = snprintf(c->head, sizeof c->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                     status, reason_of(status), ctype, len, connection);
+    if (n < 0 || (size_t)n >= sizeof c->head) { /* cannot happen: ctype is checked to be short */
+        conn_close(c);
+        return;
+    }
+    uv_buf_t bufs[2] = { { .base = c->head, .len = (size_t)n }, { .base = c->out.data, .len = len } };
+    unsigned nbufs = c->head_only || !len ? 1 : 2;
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, nbufs, on_written) < 0)
+        conn_close(c);
+}
+
+/* Answers a request the handler never sees, then ends the connection. */
+static void conn_refuse(conn *c, int status)
+{
+    char msg[96];
     https_response res = { status, "application/json", STRBUF_INIT };
+    refusal_text(c, status, msg, sizeof msg);
     https_reply_error(&res, status, msg);
-    c->status = status;
-    snprintf(c->res_ctype, sizeof c->res_ctype, "%s", res.content_type);
-    c->out = res.body;
-    c->state = CONN_REPLY;
+    c->close_after = true;
+    conn_respond(c, status, res.content_type, &res.body);
+}
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void on_continue_written(uv_write_t *req, int status)
+{
+    conn *c = req->data;
+    c->continue_pending = false;
+    if (status < 0 && !c->closing)
+        conn_close(c);
+}
+
+/* "Expect: 100-continue": libcurl holds a larger body back for a second unless told to go on. */
+static void send_continue(conn *c)
+{
+    if (c->continue_pending)
+        return; /* the client will send the body after its own wait */
+    uv_buf_t b = { .base = (char *)continue_line, .len = sizeof continue_line - 1 };
+    if (uv_write(&c->continue_req, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written) == 0)
+        c->continue_pending = true;
 }
 
 /* A content type the handler chose, if it is safe to put in a header line. */
@@ -212,211 +445,613 @@ static const char *ctype_ok(const char *t)
     return t;
 }
 
-/* Runs the handler on a complete request and queues the response. */
-static void conn_dispatch(https_server *s, struct lws *wsi, conn *c)
+/* The request is complete: runs the handler and sends what it answered. */
+static void conn_dispatch(conn *c)
 {
-    if (c->path.oom || c->query.oom || c->auth.oom || c->ctype.oom || c->body.oom) {
-        conn_reply_error(c, 500, "out of memory");
-    } else if (s->closing) {
-        conn_reply_error(c, 503, "server is shutting down");
-    } else {
-        https_request req = {
-            .method = c->method,
-            .path = c->path.data ? c->path.data : "/",
-            .query = c->query.data ? c->query.data : "",
-            .authorization = c->has_auth ? c->auth.data : NULL,
-            .content_type = c->has_ctype ? c->ctype.data : NULL,
-            .body = c->body.data ? c->body.data : "",
-            .body_len = c->body.len,
-            .peer = c->peer,
-        };
-        https_response res = { 200, "application/json", STRBUF_INIT };
-        s->handler(&req, &res, s->arg);
-        const char *ctype = ctype_ok(res.content_type);
-        if (res.body.oom) {
-            strbuf_free(&res.body);
-            conn_reply_error(c, 500, "out of memory");
-        } else if (res.status < 100 || res.status > 599 || !ctype) {
-            strbuf_free(&res.body);
-            conn_reply_error(c, 500, "handler produced an invalid response");
-        } else {
-            c->status = res.status;
-            snprintf(c->res_ctype, sizeof c->res_ctype, "%s", ctype);
-            c->out = res.body;
-            c->state = CONN_REPLY;
-        }
+    https_server *s = c->srv;
+    c->state = C_REPLY;
+    read_off(c);
+    wait_stop(c);
+    if (c->meta.oom || c->body.oom) {
+        https_response res = { 500, "application/json", STRBUF_INIT };
+        https_reply_error(&res, 500, "out of memory");
+        strbuf_free(&c->body);
+        conn_respond(c, 500, res.content_type, &res.body);
+        return;
     }
-    strbuf_free(&c->body); /* the request is answered; only the response is kept */
-    lws_callback_on_writable(wsi);
+    const char *m = c->meta.data;
+    https_request req = {
+        .method = m,
+        .path = m + c->at_path,
+        .query = m + c->at_query,
+        .authorization = c->at_auth != HTTPS_NONE ? m + c->at_auth : NULL,
+        .content_type = c->at_ctype != HTTPS_NONE ? m + c->at_ctype : NULL,
+        .body = c->body.data ? c->body.data : "",
+        .body_len = c->body.len,
+        .peer = c->peer,
+    };
+    https_response res = { 200, "application/json", STRBUF_INIT };
+    s->handler(&req, &res, s->arg);
+    strbuf_free(&c->body); /* answered: only the response is kept */
+    if (c->closing) {      /* the handler freed the server */
+        strbuf_free(&res.body);
+        return;
+    }
+    const char *ctype = ctype_ok(res.content_type);
+    if (res.body.oom || res.status < 200 || res.status > 599 || !ctype) {
+        https_reply_error(&res, 500, res.body.oom ? "out of memory" : "handler produced an invalid response");
+        if (res.body.oom) { /* no room for even the error text */
+            strbuf_free(&res.body);
+            res.body = (strbuf)STRBUF_INIT;
+        }
+        ctype = res.content_type;
+    }
+    conn_respond(c, res.status, ctype, &res.body);
 }
 
-/* LWS_CALLBACK_HTTP: a request line and headers are in. */
-static int conn_begin(https_server *s, struct lws *wsi, conn *c, const char *uri)
-{
-    conn_reset(c);
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (lws_hdr_total_length(wsi, methods[i].token) > 0) {
-            c->method = methods[i].name;
-            break;
-        }
-    lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
-    if (!c->method) {
-        conn_reply_error(c, 405, "method not allowed");
-        c->close_after = true; /* any body it has would be read as the next request */
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
-    strbuf_puts(&c->path, uri ? uri : "/");
-    query_rebuild(wsi, &c->query);
-    c->has_auth = hdr_copy(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &c->auth);
-    c->has_ctype = hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, &c->ctype);
+/* ---- the request head ---- */
 
-    size_t expect = body_expected(wsi);
-    if (expect == BODY_CHUNKED) {
-        /* The chunks would be read as the next request: answer, then hang up. */
-        conn_reply_error(c, 411, "chunked request bodies are not supported: send Content-Length");
-        c->close_after = true;
-        lws_callback_on_writable(wsi);
-    } else if (expect == 0) {
-        conn_dispatch(s, wsi, c);
-    } else {
-        c->state = CONN_BODY;
-        c->too_big = expect > s->max_body; /* drained unread, then answered with 413 */
+/* What the headers said, while they are parsed. */
+typedef struct {
+    bool        has_length, chunked, close, keep_alive, expect_continue;
+    uint64_t    length;
+    const char *auth, *ctype;
+    size_t      auth_len, ctype_len;
+} head_info;
+
+/* Calls fn on each comma-separated element of a header value (trimmed, never empty); stops at its first non-zero
+ * answer and returns it. */
+static int list_each(const char *v, size_t n, head_info *h, int (*fn)(head_info *h, const char *e, size_t len))
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && v[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && is_ows(v[a]))
+            a++;
+        while (b > a && is_ows(v[b - 1]))
+            b--;
+        if (b > a) {
+            int rc = fn(h, v + a, b - a);
+            if (rc)
+                return rc;
+        }
+        i = j + 1;
     }
     return 0;
 }
 
-static void conn_body(https_server *s, conn *c, const void *in, size_t len)
+static bool token_is(const char *e, size_t len, const char *word)
 {
-    if (c->state != CONN_BODY || c->too_big)
-        return;
-    if (len > s->max_body - c->body.len) {
-        c->too_big = true;
-        strbuf_free(&c->body);
-        return;
-    }
-    strbuf_append(&c->body, in, len);
+    return len == strlen(word) && strncasecmp(e, word, len) == 0;
 }
 
-static void conn_body_done(https_server *s, struct lws *wsi, conn *c)
+static int hdr_content_length(head_info *h, const char *v, size_t n)
 {
-    if (c->state != CONN_BODY)
-        return;
-    if (c->too_big) {
-        char msg[80];
-        snprintf(msg, sizeof msg, "request body larger than %zu bytes", s->max_body);
-        conn_reply_error(c, 413, msg);
-        lws_callback_on_writable(wsi);
-        return;
+    uint64_t len = 0;
+    if (n == 0)
+        return 400;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 400;
+        len = len > UINT64_MAX / 10 - 1 ? UINT64_MAX : len * 10 + (uint64_t)(v[i] - '0'); /* huge stays huge: 413 */
     }
-    conn_dispatch(s, wsi, c);
+    if (h->has_length && h->length != len)
+        return 400;
+    h->has_length = true;
+    h->length = len;
+    return 0;
 }
 
-/* LWS_CALLBACK_HTTP_WRITEABLE: one write per call — the headers, then body chunks. Returns lws's verdict. */
-static int conn_write(struct lws *wsi, conn *c)
+static int coding(head_info *h, const char *e, size_t len)
 {
-    if (c->state != CONN_REPLY)
-        return 0;
-    if (!c->headers_sent) {
-        unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
-        if (lws_add_http_common_headers(wsi, (unsigned)c->status, c->res_ctype, c->out.len, &p, end) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
-        c->headers_sent = true;
-        if (c->out.len) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-    } else {
-        unsigned char buf[LWS_PRE + HTTPS_CHUNK];
-        size_t n = c->out.len - c->sent;
-        if (n > HTTPS_CHUNK)
-            n = HTTPS_CHUNK;
-        bool last = c->sent + n == c->out.len;
-        memcpy(buf + LWS_PRE, c->out.data + c->sent, n);
-        if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
-            return -1;
-        c->sent += n;
-        if (!last) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-    }
-    bool close_after = c->close_after;
-    conn_reset(c);
-    if (close_after)
-        return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    if (!token_is(e, len, "chunked"))
+        return 501;
+    if (h->chunked)
+        return 400; /* chunked twice */
+    h->chunked = true;
+    return 0;
 }
 
-static int https_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+static int hdr_transfer_encoding(head_info *h, const char *v, size_t n)
 {
-    conn *c = user;
-    struct lws_vhost *vh = lws_get_vhost(wsi);
-    https_server *s = vh ? lws_vhost_user(vh) : NULL; /* the context may be shared: the vhost is ours */
-
-    switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return c && s ? conn_begin(s, wsi, c, in) : -1;
-    case LWS_CALLBACK_HTTP_BODY:
-        if (c && s)
-            conn_body(s, c, in, len);
-        return 0;
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (c && s)
-            conn_body_done(s, wsi, c);
-        return 0;
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return c ? conn_write(wsi, c) : 0;
-    case LWS_CALLBACK_CLOSED_HTTP:
-    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-    case LWS_CALLBACK_WSI_DESTROY:
-        if (c)
-            conn_reset(c);
-        break;
-    default:
-        break;
-    }
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
+    int rc = list_each(v, n, h, coding);
+    return rc ? rc : h->chunked ? 0 : 400;
 }
 
-static const struct lws_protocols https_protocols[] = {
-    { .name = "http", .callback = https_callback, .per_session_data_size = sizeof(conn),
-      .tx_packet_size = HTTPS_CHUNK },
-    { .name = NULL },
+static int connection_option(head_info *h, const char *e, size_t len)
+{
+    if (token_is(e, len, "close"))
+        h->close = true;
+    else if (token_is(e, len, "keep-alive"))
+        h->keep_alive = true;
+    return 0;
+}
+
+static int hdr_connection(head_info *h, const char *v, size_t n) { return list_each(v, n, h, connection_option); }
+
+static int hdr_expect(head_info *h, const char *v, size_t n)
+{
+    if (token_is(v, n, "100-continue"))
+        h->expect_continue = true;
+    return 0;
+}
+
+static int hdr_authorization(head_info *h, const char *v, size_t n)
+{
+    if (!h->auth) {
+        h->auth = v;
+        h->auth_len = n;
+    }
+    return 0;
+}
+
+static int hdr_content_type(head_info *h, const char *v, size_t n)
+{
+    if (!h->ctype) {
+        h->ctype = v;
+        h->ctype_len = n;
+    }
+    return 0;
+}
+
+/* The headers the server reads; the others are skipped. Each answers 0 or the status to refuse with. */
+static const struct {
+    const char *name;
+    int (*fn)(head_info *h, const char *v, size_t n);
+} header_rules[] = {
+    { "content-length", hdr_content_length }, { "transfer-encoding", hdr_transfer_encoding },
+    { "connection", hdr_connection },         { "expect", hdr_expect },
+    { "authorization", hdr_authorization },   { "content-type", hdr_content_type },
 };
 
-/* Binds (and closes) a plain socket on host:port: NULL when that works, else why not (address in use, not local,
- * permission). lws itself only says that it failed. */
-static const char *probe_bind(const char *host, int port)
+static int header_line(head_info *h, const char *p, size_t n)
 {
-    char portstr[16];
-    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM }, *ai = NULL;
-    const char *why = NULL;
-    snprintf(portstr, sizeof portstr, "%d", port);
-    int rc = getaddrinfo(host, portstr, &hints, &ai);
-    if (rc)
-        return gai_strerror(rc);
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-        why = strerror(errno);
-    } else {
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-            why = strerror(errno);
-        close(fd);
-    }
-    freeaddrinfo(ai);
-    return why;
+    size_t name = 0;
+    while (name < n && is_tchar((unsigned char)p[name]))
+        name++;
+    if (name == 0 || name == n || p[name] != ':')
+        return 400; /* also a folded line (leading white space) or white space before the colon */
+    const char *v = p + name + 1, *end = p + n;
+    while (v < end && is_ows(*v))
+        v++;
+    while (end > v && is_ows(end[-1]))
+        end--;
+    for (const char *q = v; q < end; q++)
+        if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
+            return 400;
+    for (size_t i = 0; i < sizeof header_rules / sizeof header_rules[0]; i++)
+        if (token_is(p, name, header_rules[i].name))
+            return header_rules[i].fn(h, v, (size_t)(end - v));
+    return 0;
 }
 
-static void listen_error(const char *host, int port, char *err, size_t errlen)
+/* Appends the path, percent-decoded ('+' is itself in a path). A %00 is refused: the path is a C string. */
+static int path_decode(strbuf *b, const char *p, size_t n)
 {
-    const char *why = probe_bind(host, port);
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (p[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)p[i + 1])) >= 0 &&
+            (lo = hexval((unsigned char)p[i + 2])) >= 0) {
+            if (hi == 0 && lo == 0)
+                return 400;
+            strbuf_putc(b, (char)(hi << 4 | lo));
+            i += 2;
+        } else {
+            strbuf_putc(b, p[i]);
+        }
+    }
+    return 0;
+}
+
+/* "GET /path?query HTTP/1.1": method, path and query go to meta. */
+static int request_line(conn *c, const char *p, size_t n)
+{
+    const char *end = p + n, *sp1, *sp2;
+    size_t m = 0;
+    while (m < n && is_tchar((unsigned char)p[m]))
+        m++;
+    if (m == 0 || m == n || p[m] != ' ')
+        return 400;
+    sp1 = p + m;
+    sp2 = sp1 + 1;
+    while (sp2 < end && (unsigned char)*sp2 > 0x20 && *sp2 != 0x7f)
+        sp2++;
+    if (sp2 == sp1 + 1 || sp2 == end || *sp2 != ' ')
+        return 400;
+    const char *ver = sp2 + 1;
+    if (end - ver != 8 || strncmp(ver, "HTTP/", 5) != 0 || !isdigit((unsigned char)ver[5]) || ver[6] != '.' ||
+        !isdigit((unsigned char)ver[7]))
+        return 400;
+    if (ver[5] != '1')
+        return 505;
+    c->http10 = ver[7] == '0';
+
+    /* The target: origin form "/a?b", absolute form "http://host/a?b" (its authority dropped), or "*". */
+    const char *t = sp1 + 1, *tend = sp2;
+    const char *hash = memchr(t, '#', (size_t)(tend - t));
+    if (hash)
+        tend = hash;
+    size_t scheme = tend - t > 7 && strncasecmp(t, "http://", 7) == 0    ? 7
+                    : tend - t > 8 && strncasecmp(t, "https://", 8) == 0 ? 8
+                                                                          : 0;
+    if (scheme) {
+        t += scheme;
+        while (t < tend && *t != '/' && *t != '?')
+            t++;
+    } else if (*t != '/' && !(tend - t == 1 && *t == '*')) {
+        return 400;
+    }
+    const char *q = memchr(t, '?', (size_t)(tend - t));
+    const char *pend = q ? q : tend;
+
+    c->head_only = m == 4 && memcmp(p, "HEAD", 4) == 0;
+    if (c->head_only)
+        strbuf_puts(&c->meta, "GET");
+    else
+        strbuf_append(&c->meta, p, m);
+    strbuf_putc(&c->meta, '\0');
+    c->at_path = c->meta.len;
+    if (pend == t)
+        strbuf_putc(&c->meta, '/'); /* "http://host" or "http://host?x" */
+    else if (path_decode(&c->meta, t, (size_t)(pend - t)))
+        return 400;
+    strbuf_putc(&c->meta, '\0');
+    c->at_query = c->meta.len;
+    if (q)
+        strbuf_append(&c->meta, q + 1, (size_t)(tend - q - 1));
+    strbuf_putc(&c->meta, '\0');
+    return 0;
+}
+
+/* Length of the head at the start of p (up to and including the blank line), or 0 if it is not all there. Lines
+ * end in CRLF, or LF alone as RFC 9112 lets a server accept. */
+static size_t head_end(const char *p, size_t n)
+{
+    const char *q = p, *end = p + n;
+    while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+        q++;
+        if (q < end && *q == '\r')
+            q++;
+        if (q < end && *q == '\n')
+            return (size_t)(q + 1 - p);
+        if (q >= end)
+            return 0;
+    }
+    return 0;
+}
+
+/* Parses the head p[0..n) (which ends with its blank line) into c and h. 0, or the status to refuse with. */
+static int head_parse(conn *c, const char *p, size_t n, head_info *h)
+{
+    const char *end = p + n;
+    bool first = true;
+    for (const char *line = p; line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t len = (size_t)(nl - line);
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (memchr(line, '\0', len) || memchr(line, '\r', len))
+            return 400;
+        int rc = first ? request_line(c, line, len) : len ? header_line(h, line, len) : 0;
+        if (rc)
+            return rc;
+        if (!first && !len)
+            break;
+        first = false;
+        line = nl + 1;
+    }
+    c->at_auth = c->at_ctype = HTTPS_NONE;
+    if (h->auth) {
+        c->at_auth = c->meta.len;
+        strbuf_append(&c->meta, h->auth, h->auth_len);
+        strbuf_putc(&c->meta, '\0');
+    }
+    if (h->ctype) {
+        c->at_ctype = c->meta.len;
+        strbuf_append(&c->meta, h->ctype, h->ctype_len);
+        strbuf_putc(&c->meta, '\0');
+    }
+    if (h->chunked && h->has_length)
+        return 400; /* a smuggling attempt, or a broken client: either way the framing is unsure */
+    return 0;
+}
+
+/* ---- the request, step by step ---- */
+
+/* What a step returns besides an HTTP status to refuse with. */
+enum { STEP_NEXT = 0, STEP_MORE = 1 };
+
+static int step_head(conn *c)
+{
+    if (!c->in_len)
+        return STEP_MORE;
+    size_t skip = 0; /* blank lines before a request line are allowed (some clients end a body with an extra CRLF) */
+    while (skip < c->in_len && (c->in[skip] == '\r' || c->in[skip] == '\n'))
+        skip++;
+    consume(c, skip);
+    size_t n = head_end(c->in, c->in_len);
+    if (!n)
+        return c->in_len >= HTTPS_MAX_HEAD ? 431 : STEP_MORE;
+    head_info h = { 0 };
+    int rc = head_parse(c, c->in, n, &h);
+    consume(c, n); /* h's strings pointed into it: they are in meta now */
+    if (rc)
+        return rc;
+    c->close_after = h.close || (c->http10 && !h.keep_alive);
+    if (h.chunked) {
+        c->state = C_CHUNK_SIZE;
+    } else if (h.length > 0) {
+        if (h.length > c->srv->max_body)
+            return 413;
+        c->left = h.length;
+        c->state = C_BODY;
+    } else {
+        conn_dispatch(c);
+        return STEP_NEXT;
+    }
+    if (h.expect_continue && !c->http10 && !c->in_len)
+        send_continue(c);
+    return STEP_NEXT;
+}
+
+/* Moves up to `left` buffered bytes into the body. */
+static void body_take(conn *c)
+{
+    if (!c->in_len)
+        return;
+    size_t n = c->in_len < c->left ? c->in_len : (size_t)c->left;
+    strbuf_append(&c->body, c->in, n);
+    consume(c, n);
+    c->left -= n;
+}
+
+static int step_body(conn *c)
+{
+    body_take(c);
+    if (c->left)
+        return STEP_MORE;
+    conn_dispatch(c);
+    return STEP_NEXT;
+}
+
+/* One line of chunked framing at the start of the buffer: its length without the line end, and the bytes to
+ * consume with it; false when it is not all there yet. */
+static bool framing_line(const conn *c, size_t *len, size_t *used)
+{
+    const char *nl = c->in_len ? memchr(c->in, '\n', c->in_len) : NULL;
+    if (!nl)
+        return false;
+    *used = (size_t)(nl - c->in) + 1;
+    *len = *used - 1;
+    if (*len && c->in[*len - 1] == '\r')
+        (*len)--;
+    return true;
+}
+
+static int step_chunk_size(conn *c)
+{
+    size_t len, used, i = 0;
+    if (!framing_line(c, &len, &used))
+        return c->in_len >= HTTPS_MAX_HEAD ? 400 : STEP_MORE;
+    uint64_t size = 0;
+    int d;
+    for (; i < len && (d = hexval((unsigned char)c->in[i])) >= 0; i++) {
+        if (size > c->srv->max_body)
+            return 413; /* before it could overflow */
+        size = size << 4 | (uint64_t)d;
+    }
+    while (i < len && is_ows(c->in[i]))
+        i++;
+    if (i == 0 || (i < len && c->in[i] != ';') || memchr(c->in, '\r', len) || memchr(c->in, '\0', len))
+        return 400;
+    consume(c, used);
+    if (size > c->srv->max_body - c->body.len)
+        return 413;
+    c->left = size;
+    c->state = size ? C_CHUNK_DATA : C_TRAILER;
+    return STEP_NEXT;
+}
+
+static int step_chunk_data(conn *c)
+{
+    body_take(c);
+    if (c->left)
+        return STEP_MORE;
+    c->state = C_CHUNK_END;
+    return STEP_NEXT;
+}
+
+static int step_chunk_end(conn *c)
+{
+    size_t len, used;
+    if (!framing_line(c, &len, &used))
+        return c->in_len >= 2 ? 400 : STEP_MORE;
+    if (len)
+        return 400;
+    consume(c, used);
+    c->state = C_CHUNK_SIZE;
+    return STEP_NEXT;
+}
+
+static int step_trailer(conn *c)
+{
+    size_t len, used;
+    if (!framing_line(c, &len, &used))
+        return c->in_len >= HTTPS_MAX_HEAD ? 431 : STEP_MORE;
+    c->trailer_len += used;
+    if (c->trailer_len > HTTPS_MAX_HEAD)
+        return 431;
+    consume(c, used); /* trailer fields are not passed on */
+    if (len)
+        return STEP_NEXT;
+    conn_dispatch(c);
+    return STEP_NEXT;
+}
+
+static int (*const steps[])(conn *c) = {
+    [C_HEAD] = step_head,
+    [C_BODY] = step_body,
+    [C_CHUNK_SIZE] = step_chunk_size,
+    [C_CHUNK_DATA] = step_chunk_data,
+    [C_CHUNK_END] = step_chunk_end,
+    [C_TRAILER] = step_trailer,
+};
+
+/* Feeds the buffered bytes to the request's steps until they need more (then reads on), a response is under way,
+ * or the connection is closing. */
+static void conn_run(conn *c)
+{
+    while (!c->closing && c->state < C_REPLY) {
+        int rc = steps[c->state](c);
+        if (rc == STEP_MORE) {
+            read_on(c);
+            return;
+        }
+        if (rc != STEP_NEXT) {
+            conn_refuse(c, rc);
+            return;
+        }
+    }
+}
+
+/* ---- accepting ---- */
+
+static void peer_name(conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    c->peer[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer, sizeof c->peer);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) /* an IPv4 client of a dual-stack socket */
+            inet_ntop(AF_INET, &a->s6_addr[12], c->peer, sizeof c->peer);
+        else
+            inet_ntop(AF_INET6, a, c->peer, sizeof c->peer);
+    }
+}
+
+static void on_rejected(uv_handle_t *h) { free(h); }
+
+/* Takes the pending connection off the backlog and closes it. */
+static void reject(https_server *s)
+{
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t || uv_tcp_init(s->loop, t) < 0) {
+        free(t);
+        s->accept_stalled = true; /* libuv stops watching the listener until the next uv_accept */
+        return;
+    }
+    (void)uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, on_rejected);
+}
+
+static void server_accept(https_server *s)
+{
+    s->accept_stalled = false;
+    conn *c = s->nconns < HTTPS_MAX_CONNS ? calloc(1, sizeof *c) : NULL;
+    if (!c || uv_tcp_init(s->loop, &c->tcp) < 0) {
+        free(c);
+        reject(s);
+        return;
+    }
+    c->tcp.data = c->write_req.data = c->continue_req.data = c->shutdown_req.data = c;
+    c->srv = s;
+    s->nconns++;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    peer_name(c);
+    uv_tcp_nodelay(&c->tcp, 1); /* a response is one write: nothing to gain from Nagle, a delayed ACK to lose */
+    c->state = C_HEAD;
+    wait_start(c, s->idle_ms);
+    read_on(c);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    https_server *s = l->data;
+    if (status < 0 || s->closing)
+        return;
+    server_accept(s);
+}
+
+/* ---- listening ---- */
+
+/* The address to bind for host:port. NULL is every address: "::" (dual-stack: libuv clears IPV6_V6ONLY), and
+ * *fallback is set so that the caller tries "0.0.0.0" where the system has no IPv6. A literal needs no lookup; a
+ * name is resolved once. 0, or -1 with *why. */
+static int bind_addr(const char *host, int port, struct sockaddr_storage *ss, bool *fallback, const char **why)
+{
+    memset(ss, 0, sizeof *ss);
+    *fallback = false;
+    if (!host) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_any;
+        a->sin6_port = htons((uint16_t)port);
+        *fallback = true;
+        return 0;
+    }
+    char name[256], portstr[8];
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') /* "[::1]" */
+        snprintf(name, sizeof name, "%.*s", (int)(n - 2), host + 1);
+    else
+        snprintf(name, sizeof name, "%s", host);
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    int rc = getaddrinfo(name, portstr, &hints, &ai);
+    if (rc) {
+        *why = gai_strerror(rc);
+        return -1;
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen < sizeof *ss ? ai->ai_addrlen : sizeof *ss);
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static void ipv4_any(struct sockaddr_storage *ss, int port)
+{
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    memset(ss, 0, sizeof *ss);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_ANY);
+    a->sin_port = htons((uint16_t)port);
+}
+
+/* Binds a plain socket as libuv would and closes it: 0 or -errno. */
+static int probe_bind(const struct sockaddr_storage *ss)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0, rc = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static void listen_error(char *err, size_t errlen, const char *host, int port, const char *why)
+{
     if (err && errlen)
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host ? host : "0.0.0.0", port,
-                 why ? why : "libwebsockets could not start the listener");
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host ? host : "0.0.0.0", port, why);
 }
 
 int https_probe(const char *host, int port, char *err, size_t errlen)
@@ -426,17 +1061,39 @@ int https_probe(const char *host, int port, char *err, size_t errlen)
             snprintf(err, errlen, "https_probe: the port must be from 0 to 65535");
         return -1;
     }
-    const char *why = probe_bind(host, port);
-    if (!why)
+    struct sockaddr_storage ss;
+    bool fallback;
+    const char *why = NULL;
+    if (bind_addr(host, port, &ss, &fallback, &why) < 0) {
+        listen_error(err, errlen, host, port, why);
+        return -1;
+    }
+    int rc = probe_bind(&ss);
+    if (rc == -EAFNOSUPPORT && fallback) {
+        ipv4_any(&ss, port);
+        rc = probe_bind(&ss);
+    }
+    if (rc == 0)
         return 0;
-    if (err && errlen)
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host ? host : "0.0.0.0", port, why);
+    listen_error(err, errlen, host, port, strerror(-rc));
     return -1;
 }
 
-/* share: the caller's, or NULL for one of the server's own. */
-static https_server *listen_on(uv_loop_t *loop, lwsloop_share *share, const https_opts *opts, char *err,
-                               size_t errlen)
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    https_server *s = h->data;
+    s->handles--;
+    server_maybe_free(s);
+}
+
+/* Binds and listens on the server's listener; 0 or a libuv error (EADDRINUSE shows at uv_listen). */
+static int listener_start(https_server *s, const struct sockaddr_storage *ss)
+{
+    int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)ss, 0);
+    return rc ? rc : uv_listen((uv_stream_t *)&s->listener, HTTPS_BACKLOG, on_connection);
+}
+
+https_server *https_listen(uv_loop_t *loop, const https_opts *opts, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -445,83 +1102,75 @@ static https_server *listen_on(uv_loop_t *loop, lwsloop_share *share, const http
             snprintf(err, errlen, "https_listen: a loop, a handler and a port from 0 to 65535 are required");
         return NULL;
     }
+    struct sockaddr_storage ss;
+    bool fallback;
+    const char *why = NULL;
+    if (bind_addr(opts->host, opts->port, &ss, &fallback, &why) < 0) {
+        listen_error(err, errlen, opts->host, opts->port, why);
+        return NULL;
+    }
     https_server *s = calloc(1, sizeof *s);
-    if (!s) {
+    if (!s || uv_tcp_init(loop, &s->listener) < 0) {
+        free(s);
         if (err && errlen)
             snprintf(err, errlen, "https_listen: out of memory");
         return NULL;
     }
+    s->loop = loop;
     s->handler = opts->handler;
     s->arg = opts->arg;
     s->max_body = opts->max_body ? opts->max_body : HTTPS_DEFAULT_MAX_BODY;
-    if (share)
-        s->share = lwsloop_share_ref(share) == 0 ? share : NULL;
-    else
-        s->share = lwsloop_share_new(loop, HTTPS_FD_LIMIT);
-    struct lws_context *ctx = s->share ? lwsloop_share_context(s->share) : NULL;
-    if (!ctx) {
-        if (err && errlen)
-            snprintf(err, errlen, "cannot listen on %s:%d: libwebsockets could not initialise",
-                     opts->host ? opts->host : "0.0.0.0", opts->port);
-        lwsloop_share_unref(s->share, NULL, NULL);
-        free(s);
-        return NULL;
-    }
+    s->idle_ms = HTTPS_DEFAULT_IDLE_MS;
+    s->listener.data = s->timer.data = s;
+    s->handles = 1;
+    uv_timer_init(loop, &s->timer); /* cannot fail */
+    s->handles++;
 
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.vhost_name = "https";
-    if (!opts->host || !strchr(opts->host, ':'))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6; /* an IPv4 address (or all of them); a vhost option */
-    /* "0.0.0.0" is every interface, which NULL says too: lws then skips its two getifaddrs() (~0.15 ms at start)
-     * that look for an interface of that name. */
-    info.iface = opts->host && strcmp(opts->host, "0.0.0.0") != 0 ? opts->host : NULL;
-    info.port = opts->port;
-    info.protocols = https_protocols;
-    info.user = s;
-    struct lws_vhost *vh = lws_create_vhost(ctx, &info);
-    s->port = vh ? lws_get_vhost_listen_port(vh) : -1;
-    if (s->port <= 0) {
-        listen_error(opts->host, opts->port, err, errlen);
+    int rc = listener_start(s, &ss);
+    if (rc == UV_EAFNOSUPPORT && fallback) { /* no IPv6 here; the listener has no socket yet, so it can try again */
+        ipv4_any(&ss, opts->port);
+        rc = listener_start(s, &ss);
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    if (!rc)
+        rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
+    if (rc) {
+        listen_error(err, errlen, opts->host, opts->port, strerror(-rc));
         s->closing = true;
-        if (vh) { /* a vhost without a port: it still points to s, which must outlive the context */
-            lwsloop_share_unref(s->share, free, s);
-            return NULL;
-        }
-        /* No vhost of ours in the context, so no callback can reach s: it goes now, and the reference with it (a
-         * context of our own is destroyed on the loop as usual). */
-        lwsloop_share_unref(s->share, NULL, NULL);
-        free(s);
+        uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+        uv_close((uv_handle_t *)&s->timer, on_server_handle_closed);
         return NULL;
     }
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     return s;
 }
 
-https_server *https_listen(uv_loop_t *loop, const https_opts *opts, char *err, size_t errlen)
-{
-    return listen_on(loop, NULL, opts, err, errlen);
-}
-
-https_server *https_listen_shared(lwsloop_share *share, const https_opts *opts, char *err, size_t errlen)
-{
-    return listen_on(share ? lwsloop_share_loop(share) : NULL, share, opts, err, errlen);
-}
-
 int https_port(const https_server *s) { return s ? s->port : -1; }
+
+void https_set_idle_timeout(https_server *s, unsigned ms)
+{
+    if (s)
+        s->idle_ms = ms ? ms : HTTPS_DEFAULT_IDLE_MS;
+}
 
 void https_free(https_server *s)
 {
     if (!s || s->closing)
         return;
     s->closing = true;
-    /* s goes once the context is gone: until then lws's callbacks still reach it. */
-    lwsloop_share_unref(s->share, free, s);
+    uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, on_server_handle_closed);
+    while (s->conns)
+        conn_close(s->conns);
 }
+
+/* ---- helpers for handlers ---- */
 
 /* One decoded byte of a query component ('+' is a space, %XY a byte, a stray '%' itself), -1 at end. */
 static int pct_next(const char **p, const char *end)
 {
-    static const char hex[] = "0123456789abcdef";
     if (*p >= end)
         return -1;
     unsigned char ch = (unsigned char)*(*p)++;
@@ -529,12 +1178,11 @@ static int pct_next(const char **p, const char *end)
         return ' ';
     if (ch != '%' || end - *p < 2)
         return ch;
-    const char *hi = (*p)[0] ? strchr(hex, tolower((unsigned char)(*p)[0])) : NULL;
-    const char *lo = (*p)[1] ? strchr(hex, tolower((unsigned char)(*p)[1])) : NULL;
-    if (!hi || !lo)
+    int hi = hexval((unsigned char)(*p)[0]), lo = hexval((unsigned char)(*p)[1]);
+    if (hi < 0 || lo < 0)
         return ch;
     *p += 2;
-    return (int)((hi - hex) << 4 | (lo - hex));
+    return hi << 4 | lo;
 }
 
 static bool key_is(const char *k, const char *kend, const char *name)

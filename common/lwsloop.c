@@ -24,10 +24,7 @@
  *
  * The placeholders come from a before/after listing of /proc/self/fd around the first call. A number the first
  * call closed that someone else (another thread) takes before the placeholder does is left alone: F_DUPFD never
- * replaces an open fd. Without /proc or memory the destroy still happens, unprotected against (3).
- *
- * A share is a context with a reference count and the list of its users' done callbacks; the last unref hands it
- * to a reaper allocated with the share, and the reaper's done runs the users' callbacks once lws is gone. */
+ * replaces an open fd. Without /proc or memory the destroy still happens, unprotected against (3). */
 #include "iac/lwsloop.h"
 
 #include <dirent.h>
@@ -188,8 +185,6 @@ static void reaper_cb(uv_idle_t *h)
     uv_close((uv_handle_t *)h, reaper_closed);
 }
 
-/* A reaper is allocated before it is needed (a share allocates its own when it is created), so that starting it
- * cannot fail for want of memory. */
 static reaper *reaper_new(void)
 {
     reaper *r = calloc(1, sizeof *r);
@@ -221,110 +216,4 @@ int lwsloop_destroy(uv_loop_t *loop, struct lws_context *ctx, lwsloop_done_cb do
     if (rc < 0)
         free(r);
     return rc;
-}
-
-/* ---- shared contexts ---- */
-
-typedef struct {
-    lwsloop_done_cb done;
-    void           *arg;
-} share_user;
-
-struct lwsloop_share {
-    uv_loop_t          *loop;
-    unsigned            fd_limit;
-    struct lws_context *ctx;    /* NULL until first used */
-    reaper             *reaper; /* allocated up front: the last unref cannot fail */
-    int                 refs;
-    share_user         *gone;   /* one entry reserved per reference taken; filled as they are dropped */
-    size_t              n_gone, cap_gone;
-};
-
-static int share_reserve(lwsloop_share *sh)
-{
-    if (sh->n_gone + (size_t)sh->refs < sh->cap_gone)
-        return 0;
-    size_t cap = sh->cap_gone ? sh->cap_gone * 2 : 4;
-    share_user *g = realloc(sh->gone, cap * sizeof *g);
-    if (!g)
-        return -ENOMEM;
-    sh->gone = g;
-    sh->cap_gone = cap;
-    return 0;
-}
-
-lwsloop_share *lwsloop_share_new(uv_loop_t *loop, unsigned fd_limit)
-{
-    lwsloop_share *sh = calloc(1, sizeof *sh);
-
-    if (!sh)
-        return NULL;
-    sh->loop = loop;
-    sh->fd_limit = fd_limit;
-    sh->reaper = reaper_new();
-    if (!sh->reaper || share_reserve(sh) < 0) {
-        free(sh->reaper);
-        free(sh);
-        return NULL;
-    }
-    sh->refs = 1;
-    return sh;
-}
-
-struct lws_context *lwsloop_share_context(lwsloop_share *sh)
-{
-    struct lws_context_creation_info info;
-
-    if (sh->ctx || sh->refs <= 0)
-        return sh->ctx;
-    memset(&info, 0, sizeof info);
-    /* No vhost here: a listener's bind failing inside lws_create_context() on a foreign loop leaves uv handles
-     * pointing into freed memory, while a failed lws_create_vhost() leaves a sound context. */
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-    info.fd_limit_per_thread = sh->fd_limit;
-    sh->ctx = lwsloop_create(sh->loop, &info);
-    return sh->ctx;
-}
-
-uv_loop_t *lwsloop_share_loop(const lwsloop_share *sh) { return sh->loop; }
-
-int lwsloop_share_ref(lwsloop_share *sh)
-{
-    if (share_reserve(sh) < 0)
-        return -ENOMEM;
-    sh->refs++;
-    return 0;
-}
-
-/* The context is freed: tell every user, in the order they left. */
-static void share_done(void *arg)
-{
-    lwsloop_share *sh = arg;
-
-    for (size_t i = 0; i < sh->n_gone; i++)
-        if (sh->gone[i].done)
-            sh->gone[i].done(sh->gone[i].arg);
-    free(sh->gone);
-    free(sh);
-}
-
-void lwsloop_share_unref(lwsloop_share *sh, lwsloop_done_cb done, void *arg)
-{
-    if (!sh || sh->refs <= 0)
-        return;
-    sh->gone[sh->n_gone++] = (share_user){ done, arg }; /* reserved when the reference was taken */
-    if (--sh->refs > 0)
-        return;
-    if (!sh->ctx) { /* never made: nothing of lws can reach a user */
-        free(sh->reaper);
-        share_done(sh);
-        return;
-    }
-    reaper *r = sh->reaper;
-    sh->reaper = NULL;
-    if (reaper_start(sh->loop, r, sh->ctx, share_done, sh) < 0) {
-        /* uv_idle_init() does not fail in practice; if it did, the context and its users could only be leaked. */
-        free(r);
-    }
 }

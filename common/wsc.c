@@ -1,650 +1,1045 @@
-/* wsc.c — a WebSocket client on libwebsockets, running on the caller's libuv loop.
+/* wsc.c — an RFC 6455 WebSocket client on libuv; see wsc.h for why it is not libwebsockets.
  *
- * Each wsc has at most one client wsi, on a client vhost of its own (no listener) in a context without TLS: a
- * shared context the caller passes in opts.share (common/lwsloop: the agent's status server and C&C client share
- * one, as each context costs lws 4.1.6 about 0.8 ms to create), or else one of its own (libuv foreign loop, a
- * 64-entry fd table). A process that only speaks ws:// so never pays for OpenSSL's global init. The first wss://
- * URL creates a TLS context of the wsc's own (verification always on; opts.ca_file or $SSL_CERT_FILE added to the
- * system store), which from then on also carries ws:// unless the plain context is a shared one; a plain context
- * of the wsc's own is given up then. (A TLS vhost on the shared context would save one context creation, 0.8 ms
- * next to the ~20 ms a TLS context spends parsing the CA store; the private one keeps the TLS path as it was.)
+ * A connection is a short story: dial (common/dial) → for wss://, a TLS session (common/tls) between the socket and
+ * everything below → the handshake request, and the response head gathered and checked → frames both ways →
+ * the close handshake → the socket closed and on_close. Each attempt is a wsc_conn of its own, and the wsc points
+ * to the current one. When a connection ends it is detached first (conn->w = NULL) and only then reported, so the
+ * owner may connect again from on_close while the old connection's handles are still closing: whatever libuv still
+ * delivers to the old one (a cancelled write, the close callback) finds no wsc and only frees it.
  *
- * Why the indirections:
- *   - lws must not be re-entered from inside its own callbacks in ways it does not expect (connecting a new wsi
- *     while a callback of the old one is on the stack; destroying the context is lwsloop's business). So the
- *     connect itself always runs from a libuv timer (delay 0) — which is what lets on_close call wsc_connect — and
- *     a wsc_free() made inside a callback only marks the wsc, which that callback still reads on its way out; the
- *     same timer frees it once the lws callback has returned.
- *   - The wsi's user pointer is the wsc. Whenever a wsi stops being ours (timeout, free) its user pointer is
- *     cleared, so lws's late callbacks for it (CLOSED, WSI_DESTROY after a libuv handle close) find nothing; our
- *     vhost's user pointer stays NULL. So a wsc on a share can go at once, before the context: wsc_free() then
- *     also kills its connection, which the context would otherwise keep.
- *   - One writer: messages wait in a bounded FIFO and are written one per CLIENT_WRITEABLE callback.
+ * Memory is never freed under a running callback: a connection goes in its socket's close callback, the wsc in its
+ * timer's, both on a later loop turn. So wsc_free() may be called from any of its callbacks; the code that called
+ * the callback checks conn->w (or w->freed) when it returns and stops.
  *
- * What lws 4.1.6 does that this file is built around (each checked in tests/unit/test_wsc.c against a real lws
- * server, or seen with strace):
- *   - A refused upgrade: LWS_CALLBACK_CLIENT_CONNECTION_ERROR arrives with `in` = "HS: ws upgrade unauthorized"
- *     (401) or "HS: ws upgrade response not 101" (any other status), and the header table is still attached, so
- *     lws_http_client_http_response(wsi) returns the status. We rely on that call, with "unauthorized" → 401 as a
- *     fallback. Any other failure (refused, unreachable, TLS) reports 0; for a failed connect() lws only says
- *     "closed before established", but the socket's SO_ERROR is still readable and names the cause.
- *   - -1 from CLIENT_WRITEABLE counts as a failed write: the socket is dropped without a close frame. A clean close
- *     therefore goes through lws_set_timer_usecs() and LWS_CALLBACK_TIMER (lws_close_reason() + -1 there sends the
- *     close frame and waits for the peer's).
- *   - lws re-arms its libuv timer only while servicing something: a timeout set from outside its callbacks waits
- *     for the next socket event unless lws_cancel_service() wakes the context.
- *   - Destroying a context on a foreign loop takes two lws_context_destroy() calls and closes one fd twice:
- *     common/lwsloop.c does it. */
+ * Writing. Everything for the socket passes through conn->out: the handshake request, then masked frames; for wss
+ * the frames are plaintext written into the TLS session and out holds what the session wants sent. One write is in
+ * flight at a time (out is swapped into wire and handed to uv_write); the next batch is assembled when it
+ * completes. Messages stay counted in the queue's bounds until the write that carries them completes, so
+ * wsc_queued() and on_drained mean "written to the socket". Control frames are not queued: a pending pong (only
+ * the latest ping is answered, RFC 6455 §5.5.3, which keeps a ping flood from growing anything) and our close frame
+ * are emitted when the next batch is assembled. Errors found while assembling a batch (which runs inside
+ * wsc_send(), i.e. inside the caller's code) are not reported there: they are parked in conn->fail and the timer
+ * reports them from the loop.
+ *
+ * Reading. Bytes (decrypted, for wss) go through the head parser until the 101 has been checked, then through an
+ * incremental frame parser: the header is gathered, checked against a table of rules (each broken rule closes with
+ * its code), and the payload is gathered into the message buffer (text) or the control buffer (ping, close).
+ *
+ * Closing. Whoever starts, a close frame goes out and the socket is closed once both sides have sent one, when the
+ * peer drops the connection, or when the timer runs out; on_close then reports why (our reason when we started,
+ * "closed by peer (N)" when the peer did). After an error close the input is ignored: it cannot be trusted.
+ *
+ * The timer: the connect timeout while connecting, the close timeouts while closing, and the deferred report of a
+ * failure. Random bytes (the handshake key, frame masks) come from getrandom() into a small pool per wsc. */
 #include "iac/wsc.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
 
-#include <sys/socket.h>
+#include "iac/dial.h"
+#include "iac/digest.h"
+#include "iac/log.h"
+#include "iac/strbuf.h"
+#include "iac/tls.h"
 
-#include <libwebsockets.h>
-
-#include "iac/lwsloop.h"
-
-#define WSC_DEF_MAX_QUEUE 256
-#define WSC_DEF_MAX_QUEUE_BYTES (4u << 20)
-#define WSC_DEF_MAX_FRAME (1u << 20)
+#define WSC_DEF_MAX_QUEUE          256
+#define WSC_DEF_MAX_QUEUE_BYTES    (4u << 20)
+#define WSC_DEF_MAX_FRAME          (1u << 20)
 #define WSC_DEF_CONNECT_TIMEOUT_MS 10000
-#define WSC_FD_LIMIT 64 /* one client socket plus lws's own needs; keeps the per-thread fd table small */
+#define WSC_MAX_HEAD               (16 * 1024) /* a handshake response head larger than this is refused */
+#define WSC_CLOSE_FLUSH_MS         10000       /* for the queue and our close frame to be written */
+#define WSC_CLOSE_WAIT_MS          2000        /* for the peer's close frame after ours */
+#define WSC_READ_SIZE              (16 * 1024)
+#define WSC_RX_KEEP                (64 * 1024) /* a message buffer larger than this is freed after use */
+#define WSC_BATCH_BYTES            (256 * 1024) /* frames assembled into one write */
+#define WSC_RANDOM_POOL            256
+#define WSC_CONTROL_MAX            125
+#define WSC_GUID                   "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" /* RFC 6455 §1.3 */
+#define WSC_KEY_LEN                16
+#define WSC_MAX_BOUND              ((size_t)1 << 30) /* max_queue_bytes and max_frame are cut to this */
+
+enum { OP_CONT = 0x0, OP_TEXT = 0x1, OP_BINARY = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xA };
+enum { CLOSE_NORMAL = 1000, CLOSE_PROTOCOL = 1002, CLOSE_UNSUPPORTED = 1003, CLOSE_NO_STATUS = 1005,
+       CLOSE_TOO_BIG = 1009, CLOSE_INTERNAL = 1011 };
 
 typedef enum { ST_IDLE, ST_CONNECTING, ST_OPEN, ST_CLOSING } wsc_state;
 
+/* A queued message, already framed and masked. */
 typedef struct wsc_msg {
     struct wsc_msg *next;
-    size_t          len;
-    unsigned char   buf[]; /* LWS_PRE bytes of headroom, then the payload */
+    size_t          len;  /* payload */
+    size_t          flen; /* the whole frame */
+    unsigned char   frame[];
 } wsc_msg;
+
+typedef struct wsc_conn wsc_conn;
 
 struct wsc {
     uv_loop_t    *loop;
     wsc_opts      opts;
+    char         *ca_file;
     wsc_callbacks cb;
     void         *arg;
+    uv_timer_t    timer;
+    wsc_state     state;
+    wsc_conn     *conn;   /* the current connection, NULL when idle */
+    bool          freed;
 
-    lwsloop_share      *share;     /* plain context: opts.share or our own; NULL once our own gave way to TLS */
-    bool                own_share; /* share is ours (created by wsc_new), not the caller's */
-    struct lws_vhost   *vh;        /* our client vhost on share, once made */
-    struct lws_context *share_ctx; /* share's context, which vh is in (NULL until vh is made) */
-    struct lws_context *tls_ctx;   /* our own TLS context, from the first wss:// URL on */
-    struct lws_context *ctx;       /* the context of the current attempt: share's or tls_ctx */
-    struct lws         *wsi;   /* the current connection, or NULL */
-    wsc_state           state;
-    unsigned            gen;   /* attempt counter: tells a stale lws_client_connect_via_info() result apart */
-    bool                in_connect; /* inside lws_client_connect_via_info(): adopt the wsi of early callbacks */
+    wsc_msg *qhead, *qtail; /* messages not yet handed to a write */
+    size_t   nq, qbytes;    /* messages not yet written (queued and in flight) and their payload bytes */
 
-    /* The parsed URL of the current attempt; lws reads these while connecting. */
-    char *url_buf;   /* host, NUL, path?query, NUL */
-    const char *host, *path;
-    int   port;
-    bool  tls;
-    char *auth;      /* "Bearer …" or NULL */
-
-    uv_timer_t *timer; /* deferred connect, connect timeout, deferred destroy; heap: closes asynchronously */
-    bool        connect_pending;
-    bool        freed;  /* wsc_free() was called inside a callback; destroy from the timer */
-    int         in_cb;  /* depth of user callbacks on the stack */
-
-    wsc_msg *qhead, *qtail;
-    size_t   nq, qbytes;
-
-    char  *rx;
-    size_t rx_len, rx_cap;
-
-    int  peer_close_code;  /* from the peer's close frame, 0 when none */
-    char close_why[64];    /* our own reason for closing, reported in on_close */
+    uint8_t rnd[WSC_RANDOM_POOL];
+    size_t  rnd_left;
 };
 
-/* ---- small helpers ---- */
+struct wsc_conn {
+    wsc         *w;    /* NULL once the connection is over */
+    dial        *dial; /* while connecting the socket */
+    uv_tcp_t    *tcp;  /* the socket once connected */
+    tls_session *tls;  /* wss:// */
+    char        *host;
+    uint16_t     port;
+    bool         use_tls;
+    strbuf       request;   /* the handshake request (with the bearer: wiped once sent) */
+    char         accept[32]; /* the Sec-WebSocket-Accept we expect */
+    bool         open;      /* the 101 was accepted */
+    strbuf       head;      /* the response head, while it arrives */
+    char         fail[192]; /* a failure waiting for the timer to report it */
 
-static void queue_clear(wsc *w)
+    /* writing */
+    strbuf     out, wire;  /* bytes for the socket; the bytes of the write in flight */
+    uv_write_t wreq;
+    bool       writing;
+    size_t     wire_msgs, wire_bytes; /* messages (and their payload bytes) in the write in flight */
+    bool       wire_close;            /* our close frame is in it */
+    bool       pong_pending;
+    uint8_t    pong[WSC_CONTROL_MAX];
+    size_t     pong_len;
+
+    /* closing */
+    int  close_code;    /* of our close frame; 0 until we close, -1: a close frame without a code */
+    bool close_now;     /* send it at once, dropping the queue (an error, or the answer to the peer's) */
+    bool close_emitted, close_sent, peer_closed;
+    bool discard;       /* ignore further input */
+    char why[96];       /* the reason on_close will give */
+
+    /* reading */
+    uint8_t  hdr[10];
+    size_t   hdr_have, hdr_need;
+    bool     fin;
+    unsigned opcode;
+    uint64_t left;      /* payload bytes still to come in this frame */
+    bool     in_msg;    /* a text message is being gathered (fragmented) */
+    uint8_t  ctl[WSC_CONTROL_MAX];
+    size_t   ctl_len;
+    char    *rx;
+    size_t   rx_len, rx_cap;
+    char     rbuf[WSC_READ_SIZE];
+    char     pbuf[WSC_READ_SIZE]; /* decrypted bytes (wss) */
+};
+
+static void pump(wsc_conn *c);
+
+/* ---- random bytes ---- */
+
+/* n bytes (at most the pool's size) from the pool, refilled from the kernel in one call when it runs low. */
+static int rand_take(wsc *w, uint8_t *out, size_t n)
 {
-    wsc_msg *m = w->qhead;
-    while (m) {
-        wsc_msg *next = m->next;
+    if (w->rnd_left < n) {
+        size_t got = 0;
+        while (got < sizeof w->rnd) {
+            ssize_t r = getrandom(w->rnd + got, sizeof w->rnd - got, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return -errno;
+            got += (size_t)r;
+        }
+        w->rnd_left = sizeof w->rnd;
+    }
+    uint8_t *p = w->rnd + sizeof w->rnd - w->rnd_left;
+    memcpy(out, p, n);
+    explicit_bzero(p, n); /* a used mask never lingers */
+    w->rnd_left -= n;
+    return 0;
+}
+
+/* ---- frames ---- */
+
+static size_t frame_header_len(size_t len) { return 2 + (len < 126 ? 0 : len < 65536 ? 2 : 8) + 4; }
+
+/* A final, masked frame of opcode with payload into out (frame_header_len(len) + len bytes). */
+static size_t frame_build(uint8_t *out, unsigned opcode, const void *payload, size_t len, const uint8_t mask[4])
+{
+    size_t h = 0;
+    out[h++] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        out[h++] = (uint8_t)(0x80 | len);
+    } else if (len < 65536) {
+        out[h++] = 0x80 | 126;
+        out[h++] = (uint8_t)(len >> 8);
+        out[h++] = (uint8_t)len;
+    } else {
+        out[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    memcpy(out + h, mask, 4);
+    h += 4;
+    const uint8_t *p = payload;
+    for (size_t i = 0; i < len; i++)
+        out[h + i] = p[i] ^ mask[i & 3];
+    return h + len;
+}
+
+/* ---- the queue ---- */
+
+static void queue_drop(wsc *w)
+{
+    while (w->qhead) {
+        wsc_msg *m = w->qhead;
+        w->qhead = m->next;
+        w->nq--;
+        w->qbytes -= m->len;
         free(m);
-        m = next;
     }
-    w->qhead = w->qtail = NULL;
-    w->nq = w->qbytes = 0;
+    w->qtail = NULL;
 }
 
-static void rx_reset(wsc *w)
+/* ---- the end of a connection ---- */
+
+static void wipe(strbuf *b)
 {
-    w->rx_len = 0;
+    if (b->data)
+        explicit_bzero(b->data, b->cap);
+    strbuf_free(b);
 }
 
-/* Frees what belongs to one attempt. */
-static void attempt_clear(wsc *w)
+static void conn_free(wsc_conn *c)
 {
-    free(w->url_buf);
-    free(w->auth);
-    w->url_buf = w->auth = NULL;
-    w->host = w->path = NULL;
-    queue_clear(w);
-    rx_reset(w);
-    w->peer_close_code = 0;
-    w->close_why[0] = '\0';
+    if (c->tls)
+        tls_session_free(c->tls);
+    wipe(&c->request);
+    wipe(&c->out);
+    wipe(&c->wire);
+    strbuf_free(&c->head);
+    free(c->rx);
+    free(c->host);
+    free(c);
 }
 
-/* The connection ended: forget it and tell the owner. The owner may connect again or free us from on_close. */
-static void report_close(wsc *w, int http_status, const char *reason)
+static void on_conn_closed(uv_handle_t *h)
 {
-    if (w->wsi)
-        lws_set_wsi_user(w->wsi, NULL);
-    w->wsi = NULL;
+    wsc_conn *c = h->data;
+    dial_tcp_closed(h);
+    conn_free(c);
+}
+
+/* Detaches c from its wsc: nothing of it reaches the owner any more; its memory goes once its socket is closed. */
+static void conn_end(wsc_conn *c)
+{
+    c->w = NULL;
+    if (c->dial) {
+        dial_abort(c->dial);
+        c->dial = NULL;
+    }
+    if (c->tcp)
+        uv_close((uv_handle_t *)c->tcp, on_conn_closed); /* a write in flight is cancelled first */
+    else
+        conn_free(c);
+}
+
+static void finish(wsc_conn *c, int http_status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The connection is over: drop it and tell the owner, who may connect again or free the wsc from on_close. Only
+ * from the loop's callbacks (never from inside a call of the owner's); the caller touches neither c nor w after. */
+static void finish(wsc_conn *c, int http_status, const char *fmt, ...)
+{
+    wsc *w = c->w;
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap); /* first: the arguments may point into c */
+    va_end(ap);
+    conn_end(c);
+    w->conn = NULL;
     w->state = ST_IDLE;
-    uv_timer_stop(w->timer);
-    attempt_clear(w);
-    if (w->cb.on_close && !w->freed) {
-        w->in_cb++;
+    uv_timer_stop(&w->timer);
+    queue_drop(w);
+    w->nq = w->qbytes = 0; /* messages of a write in flight are lost with the connection */
+    log_debug("wsc", "connection ended: %s", reason);
+    if (w->cb.on_close && !w->freed)
         w->cb.on_close(w, http_status, reason, w->arg);
-        w->in_cb--;
-    }
 }
 
-/* ---- lws context ---- */
+static void on_timer(uv_timer_t *t);
 
-static int wsc_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+/* A failure found inside the owner's call (wsc_send → pump): reported from the loop by the timer. */
+static void fail_later(wsc_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static const struct lws_protocols wsc_protocols[] = {
-    { "wsc", wsc_lws_cb, 0, 0, 0, NULL, 0 },
-    { NULL, NULL, 0, 0, 0, NULL, 0 },
+static void fail_later(wsc_conn *c, const char *fmt, ...)
+{
+    if (c->fail[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->fail, sizeof c->fail, fmt, ap);
+    va_end(ap);
+    uv_timer_start(&c->w->timer, on_timer, 0, 0);
+}
+
+/* (Re)starts the timer, unless a failure is waiting for it. */
+static void timer_arm(wsc_conn *c, uint64_t ms)
+{
+    if (!c->fail[0])
+        uv_timer_start(&c->w->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    wsc *w = t->data;
+    wsc_conn *c = w->conn;
+
+    if (!c)
+        return;
+    if (c->fail[0]) {
+        finish(c, 0, "%s", c->fail);
+        return;
+    }
+    if (w->state == ST_CONNECTING)
+        finish(c, 0, "connect timeout");
+    else if (w->state == ST_CLOSING)
+        finish(c, 0, "%s",
+               c->close_sent || c->peer_closed || c->close_now ? c->why : "close timed out: the queue was not written");
+}
+
+/* Starts our side of the close: code (-1: none) in a close frame, after the queue unless now. */
+static void close_start(wsc_conn *c, int code, bool now, const char *why)
+{
+    wsc *w = c->w;
+    w->state = ST_CLOSING;
+    if (c->close_emitted)
+        return;
+    c->close_code = code;
+    c->close_now = now;
+    snprintf(c->why, sizeof c->why, "%s", why);
+    if (now)
+        queue_drop(w); /* what is in flight stays counted until its write completes */
+    timer_arm(c, WSC_CLOSE_FLUSH_MS);
+    pump(c);
+}
+
+/* Fails the WebSocket connection (RFC 6455 §7.1.7): a close frame with code, no more input. */
+static void ws_fail(wsc_conn *c, int code, const char *why)
+{
+    char reason[96];
+    snprintf(reason, sizeof reason, "%s (%d)", why, code);
+    c->discard = true;
+    close_start(c, code, true, reason);
+}
+
+/* ---- writing ---- */
+
+/* Plaintext for the peer: as is for ws://, through the TLS session for wss://. */
+static void emit(wsc_conn *c, const void *p, size_t n)
+{
+    if (!c->tls) {
+        strbuf_append(&c->out, p, n);
+        return;
+    }
+    int rc = tls_session_write(c->tls, p, n);
+    if (rc < 0)
+        fail_later(c, "TLS: %s", rc == TLS_E_NOMEM ? "out of memory" : tls_session_error(c->tls));
+}
+
+static void emit_control(wsc_conn *c, unsigned opcode, const void *payload, size_t len)
+{
+    uint8_t frame[2 + 4 + WSC_CONTROL_MAX], mask[4];
+    if (rand_take(c->w, mask, sizeof mask) < 0) {
+        fail_later(c, "no random bytes for a frame mask: %s", strerror(errno));
+        return;
+    }
+    emit(c, frame, frame_build(frame, opcode, payload, len, mask));
+}
+
+static void on_write(uv_write_t *req, int status);
+
+/* Assembles the next write — the handshake request, or a pending pong, queued messages and our close frame — and
+ * starts it, unless one is in flight. */
+static void pump(wsc_conn *c)
+{
+    wsc *w = c->w;
+
+    if (!w || c->writing || !c->tcp || c->fail[0])
+        return;
+    if (c->open) {
+        if (c->pong_pending && !c->close_emitted) {
+            c->pong_pending = false;
+            emit_control(c, OP_PONG, c->pong, c->pong_len);
+        }
+        size_t batch = 0;
+        while (w->qhead && !c->close_now && !c->close_emitted && batch < WSC_BATCH_BYTES) {
+            wsc_msg *m = w->qhead;
+            w->qhead = m->next;
+            if (!w->qhead)
+                w->qtail = NULL;
+            emit(c, m->frame, m->flen);
+            c->wire_msgs++;
+            c->wire_bytes += m->len;
+            batch += m->flen;
+            free(m);
+        }
+        if (c->close_code && !c->close_emitted && (c->close_now || !w->qhead)) {
+            uint8_t code[2] = { (uint8_t)(c->close_code >> 8), (uint8_t)c->close_code };
+            emit_control(c, OP_CLOSE, code, c->close_code > 0 ? 2 : 0);
+            c->close_emitted = c->wire_close = true;
+        }
+    }
+    if (c->tls && tls_session_output(c->tls, &c->out) < 0)
+        fail_later(c, "out of memory");
+    if (c->out.oom)
+        fail_later(c, "out of memory");
+    if (c->fail[0] || c->out.len == 0)
+        return;
+    strbuf t = c->wire; /* empty while no write is in flight; swapped to keep its allocation */
+    c->wire = c->out;
+    c->out = t;
+    uv_buf_t b = uv_buf_init(c->wire.data, (unsigned)c->wire.len);
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        fail_later(c, "connection lost: %s", uv_strerror(rc));
+        return;
+    }
+    c->writing = true;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    wsc_conn *c = req->data;
+    c->writing = false;
+    if (!c->open)
+        explicit_bzero(c->wire.data, c->wire.len); /* the request carries the bearer */
+    strbuf_reset(&c->wire);
+    wsc *w = c->w;
+    if (!w)
+        return;
+    if (status < 0) {
+        if (c->close_emitted || c->peer_closed)
+            finish(c, 0, "%s", c->why);
+        else
+            finish(c, 0, "connection lost: %s", uv_strerror(status));
+        return;
+    }
+    size_t written = c->wire_msgs;
+    w->nq -= written;
+    w->qbytes -= c->wire_bytes;
+    c->wire_msgs = c->wire_bytes = 0;
+    if (c->wire_close) {
+        c->wire_close = false;
+        c->close_sent = true;
+        if (c->peer_closed) {
+            finish(c, 0, "%s", c->why);
+            return;
+        }
+        timer_arm(c, WSC_CLOSE_WAIT_MS);
+    }
+    if (written && w->nq == 0 && w->state == ST_OPEN && w->cb.on_drained) {
+        w->cb.on_drained(w, w->arg);
+        if (!c->w)
+            return;
+    }
+    pump(c);
+}
+
+/* ---- the handshake response ---- */
+
+typedef enum {
+    HDR_TOKEN,   /* the value is this token */
+    HDR_LIST,    /* the value is a comma list holding this token */
+    HDR_ACCEPT,  /* the value is the accept we computed */
+    HDR_ABSENT,  /* the header must not be there: we offered nothing of the kind */
+} hdr_rule_kind;
+
+/* What a 101 must say (RFC 6455 §4.1, the client's checks). Each broken rule fails the handshake. */
+static const struct {
+    const char   *name;
+    hdr_rule_kind kind;
+    const char   *token;
+    const char   *why;
+} hdr_rules[] = {
+    { "Upgrade", HDR_TOKEN, "websocket", "handshake: no \"Upgrade: websocket\" in the 101" },
+    { "Connection", HDR_LIST, "upgrade", "handshake: no \"Connection: Upgrade\" in the 101" },
+    { "Sec-WebSocket-Accept", HDR_ACCEPT, NULL, "handshake: wrong Sec-WebSocket-Accept" },
+    { "Sec-WebSocket-Extensions", HDR_ABSENT, NULL, "handshake: the server chose an extension that was not offered" },
+    { "Sec-WebSocket-Protocol", HDR_ABSENT, NULL, "handshake: the server chose a subprotocol that was not offered" },
+};
+#define N_HDR_RULES (sizeof hdr_rules / sizeof hdr_rules[0])
+
+static bool list_has_token(const char *v, size_t n, const char *token)
+{
+    size_t tl = strlen(token);
+    for (size_t i = 0; i < n;) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == tl && strncasecmp(v + s, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool hdr_value_ok(const wsc_conn *c, size_t rule, const char *v, size_t n)
+{
+    switch (hdr_rules[rule].kind) {
+    case HDR_TOKEN:
+        return n == strlen(hdr_rules[rule].token) && strncasecmp(v, hdr_rules[rule].token, n) == 0;
+    case HDR_LIST:
+        return list_has_token(v, n, hdr_rules[rule].token);
+    case HDR_ACCEPT:
+        return n == strlen(c->accept) && memcmp(v, c->accept, n) == 0;
+    case HDR_ABSENT:
+        return false;
+    }
+    return false;
+}
+
+/* Checks the whole head in c->head (ending with the blank line). true: the connection is open. false: finish()
+ * was called. */
+static bool head_check(wsc_conn *c)
+{
+    const char *p = c->head.data, *end = p + c->head.len;
+    int major, minor, status, used = 0;
+    bool found[N_HDR_RULES] = { false }, ok[N_HDR_RULES] = { false };
+
+    if (sscanf(p, "HTTP/%d.%d %3d%n", &major, &minor, &status, &used) != 3 || major != 1 || status < 100 ||
+        status > 999 || (p[used] != ' ' && p[used] != '\r')) {
+        finish(c, 0, "handshake: the answer is not an HTTP/1.x response");
+        return false;
+    }
+    if (status != 101) {
+        finish(c, status, "handshake: %d", status);
+        return false;
+    }
+    for (const char *line = memchr(p, '\n', (size_t)(end - p)); line && ++line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t len = (size_t)((nl ? nl : end) - line);
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        const char *colon = memchr(line, ':', len);
+        for (size_t r = 0; colon && r < N_HDR_RULES; r++) {
+            size_t nlen = strlen(hdr_rules[r].name);
+            if ((size_t)(colon - line) != nlen || strncasecmp(line, hdr_rules[r].name, nlen) != 0)
+                continue;
+            const char *v = colon + 1, *ve = line + len;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            found[r] = true;
+            ok[r] = ok[r] || hdr_value_ok(c, r, v, (size_t)(ve - v));
+        }
+        line = nl;
+    }
+    for (size_t r = 0; r < N_HDR_RULES; r++) {
+        if (hdr_rules[r].kind == HDR_ABSENT ? found[r] : !ok[r]) {
+            finish(c, 0, "%s", hdr_rules[r].why);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Takes head bytes from p. Returns how many were used (the rest are frames), or 0 after finish(). */
+static size_t feed_head(wsc_conn *c, const char *p, size_t n)
+{
+    size_t old = c->head.len, want = n;
+    if (want > WSC_MAX_HEAD + 4 - old)
+        want = WSC_MAX_HEAD + 4 - old;
+    strbuf_append(&c->head, p, want);
+    if (c->head.oom) {
+        finish(c, 0, "out of memory");
+        return 0;
+    }
+    size_t from = old >= 3 ? old - 3 : 0;
+    const char *end = memmem(c->head.data + from, c->head.len - from, "\r\n\r\n", 4);
+    if (!end) {
+        if (c->head.len > WSC_MAX_HEAD) {
+            finish(c, 0, "handshake: the response head is larger than %d KiB", WSC_MAX_HEAD / 1024);
+            return 0;
+        }
+        return want;
+    }
+    size_t head_len = (size_t)(end + 4 - c->head.data);
+    c->head.len = head_len;
+    c->head.data[head_len] = '\0';
+    if (!head_check(c))
+        return 0;
+    strbuf_free(&c->head);
+
+    wsc *w = c->w;
+    c->open = true;
+    w->state = ST_OPEN;
+    uv_timer_stop(&w->timer);
+    log_debug("wsc", "open: %s port %u", c->host, c->port);
+    if (w->cb.on_open) {
+        w->cb.on_open(w, w->arg);
+        if (!c->w)
+            return 0;
+    }
+    return head_len - old;
+}
+
+/* ---- frames in ---- */
+
+typedef struct {
+    bool     fin, masked;
+    unsigned rsv, opcode;
+    uint64_t len;
+} frame_head;
+
+static bool is_control(unsigned opcode) { return opcode & 0x8; }
+
+/* The rules' tests: each says whether frame f, arriving on c, is broken that way. */
+static bool rsv_set(const wsc_conn *c, const frame_head *f) { (void)c; return f->rsv != 0; }
+static bool masked(const wsc_conn *c, const frame_head *f) { (void)c; return f->masked; }
+static bool unknown_opcode(const wsc_conn *c, const frame_head *f)
+{
+    (void)c;
+    return !(f->opcode <= OP_BINARY || (f->opcode >= OP_CLOSE && f->opcode <= OP_PONG));
+}
+static bool control_fragmented(const wsc_conn *c, const frame_head *f)
+{
+    (void)c;
+    return is_control(f->opcode) && !f->fin;
+}
+static bool control_too_long(const wsc_conn *c, const frame_head *f)
+{
+    (void)c;
+    return is_control(f->opcode) && f->len > WSC_CONTROL_MAX;
+}
+static bool stray_continuation(const wsc_conn *c, const frame_head *f) { return f->opcode == OP_CONT && !c->in_msg; }
+static bool message_in_message(const wsc_conn *c, const frame_head *f)
+{
+    return (f->opcode == OP_TEXT || f->opcode == OP_BINARY) && c->in_msg;
+}
+static bool length_out_of_range(const wsc_conn *c, const frame_head *f) { (void)c; return f->len >> 63; }
+static bool binary(const wsc_conn *c, const frame_head *f) { (void)c; return f->opcode == OP_BINARY; }
+/* The message so far plus this frame would exceed max_frame: refused before any of its payload is read. */
+static bool too_large(const wsc_conn *c, const frame_head *f)
+{
+    return !is_control(f->opcode) && f->len > c->w->opts.max_frame - (f->opcode == OP_CONT ? c->rx_len : 0);
+}
+
+/* What a frame from the server must not be, in the order checked (RFC 6455 §5). */
+static const struct {
+    bool (*broken)(const wsc_conn *c, const frame_head *f);
+    int         code;
+    const char *why;
+} frame_rules[] = {
+    { rsv_set, CLOSE_PROTOCOL, "protocol error: reserved bits set" },
+    { masked, CLOSE_PROTOCOL, "protocol error: masked frame from the server" },
+    { unknown_opcode, CLOSE_PROTOCOL, "protocol error: unknown opcode" },
+    { control_fragmented, CLOSE_PROTOCOL, "protocol error: fragmented control frame" },
+    { control_too_long, CLOSE_PROTOCOL, "protocol error: control frame longer than 125 bytes" },
+    { stray_continuation, CLOSE_PROTOCOL, "protocol error: continuation frame without a message" },
+    { message_in_message, CLOSE_PROTOCOL, "protocol error: new message inside a fragmented one" },
+    { length_out_of_range, CLOSE_PROTOCOL, "protocol error: frame length out of range" },
+    { binary, CLOSE_UNSUPPORTED, "binary frame" },
+    { too_large, CLOSE_TOO_BIG, "message too large" },
 };
 
-/* The client vhost on w->share: no listener, our protocol, no extensions (permessage-deflate stays off, ref §3.1).
- * Its user pointer stays NULL: callbacks find the wsc through the wsi's. */
-static bool vhost_create(wsc *w)
+/* The header in c->hdr is complete: check it and get ready for the payload. false: the connection is failing. */
+static bool frame_begin(wsc_conn *c)
 {
-    struct lws_context_creation_info info;
-    struct lws_context *ctx = lwsloop_share_context(w->share); /* made now if no user needed it yet */
-
-    if (!ctx)
-        return false;
-    memset(&info, 0, sizeof info);
-    info.vhost_name = "wsc";
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = wsc_protocols;
-    w->vh = lws_create_vhost(ctx, &info);
-    w->share_ctx = w->vh ? ctx : NULL;
-    return w->vh != NULL;
-}
-
-static struct lws_context *tls_context_create(wsc *w)
-{
-    struct lws_context_creation_info info;
-    const char *ca = w->opts.ca_file ? w->opts.ca_file : getenv("SSL_CERT_FILE");
-
-    memset(&info, 0, sizeof info);
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = wsc_protocols;
-    info.fd_limit_per_thread = WSC_FD_LIMIT;
-    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    if (ca && *ca)
-        info.client_ssl_ca_filepath = ca;
-    return lwsloop_create(w->loop, &info);
-}
-
-/* Lets go of the current connection: no callback of it reaches w any more. On a context that outlives us (the
- * caller's share) it is also killed; a context of our own closes it when it is destroyed. */
-static void wsi_detach(wsc *w)
-{
-    struct lws *wsi = w->wsi;
-
-    if (!wsi)
-        return;
-    lws_set_wsi_user(wsi, NULL);
-    w->wsi = NULL;
-    if (w->share_ctx && !w->own_share && w->ctx == w->share_ctx) {
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        lws_cancel_service(w->ctx); /* see abandon() */
+    frame_head f = {
+        .fin = c->hdr[0] & 0x80,
+        .rsv = (c->hdr[0] >> 4) & 0x7,
+        .opcode = c->hdr[0] & 0x0f,
+        .masked = c->hdr[1] & 0x80,
+        .len = c->hdr[1] & 0x7f,
+    };
+    if (f.len >= 126) {
+        size_t n = f.len == 126 ? 2 : 8;
+        f.len = 0;
+        for (size_t i = 0; i < n; i++)
+            f.len = f.len << 8 | c->hdr[2 + i];
     }
+    for (size_t i = 0; i < sizeof frame_rules / sizeof frame_rules[0]; i++) {
+        if (frame_rules[i].broken(c, &f)) {
+            ws_fail(c, frame_rules[i].code, frame_rules[i].why);
+            return false;
+        }
+    }
+    c->fin = f.fin;
+    c->opcode = f.opcode;
+    c->left = f.len;
+    if (is_control(f.opcode)) {
+        c->ctl_len = 0;
+        return true;
+    }
+    if (f.opcode == OP_TEXT) {
+        c->in_msg = true;
+        c->rx_len = 0;
+    }
+    /* Room for the whole frame now: its length is known and within max_frame. */
+    size_t need = c->rx_len + (size_t)f.len + 1;
+    if (need > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        if (cap > c->w->opts.max_frame + 1)
+            cap = c->w->opts.max_frame + 1;
+        char *rx = realloc(c->rx, cap);
+        if (!rx) {
+            ws_fail(c, CLOSE_INTERNAL, "out of memory");
+            return false;
+        }
+        c->rx = rx;
+        c->rx_cap = cap;
+    }
+    return true;
 }
 
-/* Drops our reference to the plain context (a context of our own goes with it; on a caller's share our vhost
- * stays until the context goes). */
-static void share_release(wsc *w)
+/* The peer's close frame: answered with ours (unless we sent one already), then the socket goes. */
+static bool on_peer_close(wsc_conn *c)
 {
-    if (!w->share)
+    int code = c->ctl_len >= 2 ? c->ctl[0] << 8 | c->ctl[1] : CLOSE_NO_STATUS;
+    if (c->ctl_len == 1) {
+        ws_fail(c, CLOSE_PROTOCOL, "protocol error: close frame with a 1-byte payload");
+        return false;
+    }
+    c->peer_closed = true;
+    c->discard = true; /* nothing may follow a close frame */
+    if (c->close_sent) {
+        finish(c, 0, "%s", c->why);
+        return false;
+    }
+    if (c->close_emitted)
+        return false; /* our close frame is being written: on_write finishes */
+    char why[64];
+    snprintf(why, sizeof why, "closed by peer (%d)", code);
+    close_start(c, code == CLOSE_NO_STATUS ? -1 : code, true, why);
+    return false;
+}
+
+/* The frame's payload is complete. false: stop reading (the connection ended or is closing for an error). */
+static bool frame_end(wsc_conn *c)
+{
+    wsc *w = c->w;
+
+    switch (c->opcode) {
+    case OP_PING:
+        memcpy(c->pong, c->ctl, c->ctl_len);
+        c->pong_len = c->ctl_len;
+        c->pong_pending = true;
+        pump(c);
+        return true;
+    case OP_PONG:
+        return true;
+    case OP_CLOSE:
+        return on_peer_close(c);
+    default:
+        break;
+    }
+    if (!c->fin)
+        return true;
+    size_t n = c->rx_len;
+    c->in_msg = false;
+    c->rx_len = 0;
+    if (w->cb.on_message) {
+        c->rx[n] = '\0';
+        w->cb.on_message(w, c->rx, n, w->arg);
+    }
+    if (c->rx_cap > WSC_RX_KEEP) { /* a rare big message does not stay resident for the connection's life */
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    return c->w != NULL;
+}
+
+static size_t ext_len(uint8_t b1)
+{
+    b1 &= 0x7f;
+    return b1 == 126 ? 2 : b1 == 127 ? 8 : 0;
+}
+
+/* Takes frame bytes from p. Returns how many were used, or 0 when reading must stop. */
+static size_t feed_frames(wsc_conn *c, const uint8_t *p, size_t n)
+{
+    size_t used = 0;
+
+    if (c->hdr_need == 0)
+        c->hdr_need = 2;
+    if (c->hdr_have < c->hdr_need) {
+        while (used < n && c->hdr_have < c->hdr_need) {
+            c->hdr[c->hdr_have++] = p[used++];
+            if (c->hdr_have == 2)
+                c->hdr_need = 2 + ext_len(c->hdr[1]);
+        }
+        if (c->hdr_have < c->hdr_need)
+            return used;
+        if (!frame_begin(c))
+            return 0;
+    }
+    size_t take = (uint64_t)(n - used) < c->left ? n - used : (size_t)c->left;
+    if (is_control(c->opcode)) {
+        memcpy(c->ctl + c->ctl_len, p + used, take);
+        c->ctl_len += take;
+    } else if (take) {
+        memcpy(c->rx + c->rx_len, p + used, take);
+        c->rx_len += take;
+    }
+    used += take;
+    c->left -= take;
+    if (c->left == 0) {
+        c->hdr_have = c->hdr_need = 0;
+        if (!frame_end(c))
+            return 0;
+    }
+    return used;
+}
+
+/* Plaintext from the peer. false when the connection ended (c may not be used beyond its w field). */
+static bool feed(wsc_conn *c, const char *p, size_t n)
+{
+    while (n > 0 && c->w && !c->discard) {
+        size_t used = c->open ? feed_frames(c, (const uint8_t *)p, n) : feed_head(c, p, n);
+        if (used == 0)
+            break;
+        p += used;
+        n -= used;
+    }
+    return c->w != NULL;
+}
+
+/* ---- the socket ---- */
+
+static void on_eof(wsc_conn *c, int err)
+{
+    wsc *w = c->w;
+    const char *detail = err == UV_EOF ? "" : uv_strerror(err);
+    const char *sep = err == UV_EOF ? "" : ": ";
+
+    if (w->state == ST_CONNECTING)
+        finish(c, 0, "handshake: the server closed the connection%s%s", sep, detail);
+    else if (c->close_emitted || c->peer_closed)
+        finish(c, 0, "%s", c->why);
+    else
+        finish(c, 0, "connection lost%s%s", sep, detail);
+}
+
+static void on_tls_error(wsc_conn *c, int rc)
+{
+    const char *e = rc == TLS_E_NOMEM ? "out of memory" : tls_session_error(c->tls);
+    if (!tls_session_ready(c->tls))
+        finish(c, 0, "TLS handshake failed: %s", e);
+    else
+        finish(c, 0, "TLS: %s", e);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    wsc_conn *c = h->data;
+    *buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    wsc_conn *c = s->data;
+
+    if (!c->w || nread == 0)
         return;
-    if (w->share_ctx && w->ctx == w->share_ctx)
-        wsi_detach(w);
-    lwsloop_share_unref(w->share, NULL, NULL); /* our vhost's user is NULL: nothing of lws reaches w */
-    w->share = NULL;
-    w->vh = NULL;
-    w->share_ctx = NULL;
-}
-
-/* Destroys our TLS context. Out of memory, lwsloop_destroy() leaks it; its wsi no longer reaches w, so w can go on
- * without it. */
-static void tls_release(wsc *w)
-{
-    if (!w->tls_ctx)
+    if (nread < 0) {
+        on_eof(c, (int)nread);
         return;
-    if (w->ctx == w->tls_ctx)
-        wsi_detach(w);
-    (void)lwsloop_destroy(w->loop, w->tls_ctx, NULL, NULL);
-    w->tls_ctx = NULL;
+    }
+    if (!c->tls) {
+        feed(c, buf->base, (size_t)nread);
+        return;
+    }
+    int rc = tls_session_input(c->tls, buf->base, (size_t)nread);
+    if (rc < 0) {
+        on_tls_error(c, rc);
+        return;
+    }
+    for (;;) {
+        ssize_t got = tls_session_read(c->tls, c->pbuf, sizeof c->pbuf);
+        if (got == 0)
+            break;
+        if (got == TLS_E_CLOSED) {
+            on_eof(c, UV_EOF);
+            return;
+        }
+        if (got < 0) {
+            on_tls_error(c, (int)got);
+            return;
+        }
+        if (!feed(c, c->pbuf, (size_t)got))
+            return;
+    }
+    pump(c); /* whatever the session wants sent (handshake records, the request once it is done) */
 }
 
-static void contexts_release(wsc *w)
+static void on_dialed(void *arg, uv_tcp_t *tcp, int error, const char *msg)
 {
-    share_release(w);
-    tls_release(w);
-    w->ctx = NULL;
+    wsc_conn *c = arg;
+    char err[256];
+
+    c->dial = NULL;
+    if (error != DIAL_OK) {
+        finish(c, 0, "%s", msg);
+        return;
+    }
+    c->tcp = tcp;
+    tcp->data = c;
+    uv_tcp_nodelay(tcp, 1);
+    if (c->use_tls) {
+        c->tls = tls_session_new(c->host, c->w->ca_file, err, sizeof err);
+        if (!c->tls) {
+            finish(c, 0, "%s", err);
+            return;
+        }
+    }
+    int rc = uv_read_start((uv_stream_t *)tcp, on_alloc, on_read);
+    if (rc < 0) {
+        finish(c, 0, "cannot read from %s port %u: %s", c->host, c->port, uv_strerror(rc));
+        return;
+    }
+    emit(c, c->request.data, c->request.len); /* for wss, kept by the session until its handshake is done */
+    wipe(&c->request);
+    pump(c);
 }
 
-/* ---- URL ---- */
+/* ---- URLs and the request ---- */
 
-/* ws[s]://host[:port][/path][?query] → the fields of w. Port 1..65535; host non-empty. */
-static int url_parse(wsc *w, const char *url)
+typedef struct {
+    bool        tls;
+    char        host[256]; /* without brackets */
+    bool        ipv6;
+    uint16_t    port;
+    bool        port_given;
+    const char *target;    /* path and query, into the URL ("" → "/") */
+} wsc_url;
+
+static bool printable(const char *s)
 {
-    static const struct { const char *prefix; bool tls; int port; } schemes[] = {
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* ws[s]://host[:port][/path][?query]; IPv6 literals in brackets. No user info, no fragment. */
+static int url_parse(const char *url, wsc_url *u)
+{
+    static const struct { const char *prefix; bool tls; uint16_t port; } schemes[] = {
         { "ws://", false, 80 },
         { "wss://", true, 443 },
     };
     const char *p = NULL;
-    size_t i;
 
-    for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+    memset(u, 0, sizeof *u);
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
         size_t n = strlen(schemes[i].prefix);
         if (strncasecmp(url, schemes[i].prefix, n) == 0) {
             p = url + n;
-            w->tls = schemes[i].tls;
-            w->port = schemes[i].port;
+            u->tls = schemes[i].tls;
+            u->port = schemes[i].port;
             break;
         }
     }
-    if (!p)
+    if (!p || !printable(p) || strchr(p, '#'))
         return WSC_E_URL;
-
-    size_t hlen = strcspn(p, ":/?#");
-    if (hlen == 0)
+    size_t alen = strcspn(p, "/?");
+    const char *aend = p + alen, *host = p, *hend;
+    if (memchr(p, '@', alen))
         return WSC_E_URL;
-    for (i = 0; i < hlen; i++)
-        if ((unsigned char)p[i] <= ' ' || p[i] == '@' || p[i] == '[' || p[i] == ']')
+    if (*p == '[') {
+        host = p + 1;
+        hend = memchr(host, ']', (size_t)(aend - host));
+        if (!hend)
             return WSC_E_URL;
-    const char *rest = p + hlen;
-    if (*rest == ':') {
-        char *end;
-        errno = 0;
-        long port = strtol(rest + 1, &end, 10);
-        if (end == rest + 1 || errno || port < 1 || port > 65535 || (*end && *end != '/' && *end != '?'))
-            return WSC_E_URL;
-        w->port = (int)port;
-        rest = end;
+        p = hend + 1;
+        u->ipv6 = true;
+    } else {
+        hend = memchr(p, ':', alen);
+        if (!hend)
+            hend = aend;
+        p = hend;
     }
-    if (*rest == '#')
+    size_t hlen = (size_t)(hend - host);
+    if (hlen == 0 || hlen >= sizeof u->host || memchr(host, '[', hlen) || memchr(host, ']', hlen))
         return WSC_E_URL;
-    for (const char *q = rest; *q; q++)
-        if ((unsigned char)*q <= ' ' || *q == '#')
+    memcpy(u->host, host, hlen);
+    struct sockaddr_in6 sa6;
+    if (u->ipv6 && uv_ip6_addr(u->host, 0, &sa6) != 0)
+        return WSC_E_URL;
+    if (p < aend) {
+        if (*p != ':' || p + 1 == aend)
             return WSC_E_URL;
-
-    /* host NUL "/" (if the path does not start with one) rest NUL */
-    size_t rlen = strlen(rest);
-    char *buf = malloc(hlen + 1 + 1 + rlen + 1);
-    if (!buf)
-        return WSC_E_NOMEM;
-    memcpy(buf, p, hlen);
-    buf[hlen] = '\0';
-    char *path = buf + hlen + 1;
-    size_t off = 0;
-    if (*rest != '/')
-        path[off++] = '/';
-    memcpy(path + off, rest, rlen + 1);
-    w->url_buf = buf;
-    w->host = buf;
-    w->path = path;
+        unsigned long port = 0;
+        for (p++; p < aend; p++)
+            if (*p < '0' || *p > '9' || (port = port * 10 + (unsigned long)(*p - '0')) > 65535)
+                return WSC_E_URL;
+        if (port == 0)
+            return WSC_E_URL;
+        u->port = (uint16_t)port;
+        u->port_given = true;
+    }
+    u->target = aend;
     return WSC_OK;
 }
 
-/* ---- connecting ---- */
-
-static void timer_cb(uv_timer_t *t);
-
-static void connect_now(wsc *w)
+/* The handshake request (RFC 6455 §4.1) and the accept value it calls for. */
+static int request_build(wsc *w, wsc_conn *c, const wsc_url *u, const char *bearer)
 {
-    struct lws_client_connect_info ci;
-    unsigned gen;
-    struct lws *wsi;
+    uint8_t key[WSC_KEY_LEN], sha[DIGEST_SHA1_LEN];
+    char key64[32], both[32 + sizeof WSC_GUID];
 
-    if (w->tls && !w->tls_ctx) {
-        w->tls_ctx = tls_context_create(w);
-        if (w->tls_ctx && w->own_share)
-            share_release(w); /* a TLS context speaks ws:// too: our plain one is not needed any more */
-    }
-    if (!w->tls && w->share && !w->vh)
-        vhost_create(w); /* on a caller's share: made at the first connect (the caller says when lws is needed) */
-    w->ctx = w->tls || !w->share ? w->tls_ctx : w->share_ctx;
-    if (!w->ctx) {
-        report_close(w, 0, "cannot create lws context");
-        return;
-    }
+    if (rand_take(w, key, sizeof key) < 0)
+        return WSC_E_NOMEM;
+    digest_base64_encode(key, sizeof key, key64);
+    snprintf(both, sizeof both, "%s%s", key64, WSC_GUID);
+    digest_sha1(both, strlen(both), sha);
+    digest_base64_encode(sha, sizeof sha, c->accept);
 
-    memset(&ci, 0, sizeof ci);
-    ci.context = w->ctx;
-    ci.vhost = w->ctx == w->tls_ctx ? NULL : w->vh; /* NULL: the TLS context's only vhost */
-    ci.address = w->host;
-    ci.host = w->host;
-    ci.port = w->port;
-    ci.path = w->path;
-    ci.ssl_connection = w->tls ? LCCSCF_USE_SSL : 0;
-    ci.alpn = "http/1.1";
-    ci.local_protocol_name = wsc_protocols[0].name;
-    ci.ietf_version_or_minus_one = -1;
-    ci.userdata = w;
-
-    gen = ++w->gen;
-    w->in_connect = true;
-    w->wsi = NULL;
-    uv_timer_start(w->timer, timer_cb, (uint64_t)w->opts.connect_timeout_ms, 0);
-    wsi = lws_client_connect_via_info(&ci);
-    w->in_connect = false;
-    if (gen != w->gen || w->state != ST_CONNECTING)
-        return; /* already reported (and maybe reconnecting) from a callback inside the call */
-    if (!wsi) {
-        report_close(w, 0, "connect failed");
-        return;
-    }
-    w->wsi = wsi;
-}
-
-/* Gives up a connection attempt from outside lws's callbacks: detached (no more callbacks reach us) and killed.
- * lws 4.1 re-arms its libuv timer only when it services something, so lws_cancel_service() wakes it up to run the
- * kill now rather than at its next socket event. */
-static void abandon(wsc *w, struct lws *wsi)
-{
-    lws_set_wsi_user(wsi, NULL);
-    w->wsi = NULL;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    lws_cancel_service(w->ctx);
-}
-
-static void timer_cb(uv_timer_t *t)
-{
-    wsc *w = t->data;
-
-    if (w->freed) {
-        contexts_release(w);
-        attempt_clear(w);
-        free(w->rx);
-        uv_close((uv_handle_t *)w->timer, (uv_close_cb)free);
-        free(w);
-        return;
-    }
-    if (w->connect_pending) {
-        w->connect_pending = false;
-        connect_now(w);
-        return;
-    }
-    if (w->state == ST_CONNECTING) {
-        struct lws *wsi = w->wsi;
-        if (wsi)
-            abandon(w, wsi);
-        report_close(w, 0, "connect timeout");
-    }
-}
-
-/* ---- lws callback ---- */
-
-/* Is this callback about our current connection? During lws_client_connect_via_info() the wsi is not known yet,
- * so the first callback that names one adopts it. */
-static bool is_current(wsc *w, struct lws *wsi)
-{
-    if (w->wsi == wsi)
-        return true;
-    if (w->in_connect && !w->wsi) {
-        w->wsi = wsi;
-        return true;
-    }
-    return false;
-}
-
-/* Socket errors lws leaves behind on the fd, in words (lws itself only says "closed before established"). */
-static const struct { int err; const char *text; } sock_errors[] = {
-    { ECONNREFUSED, "connection refused" },
-    { ETIMEDOUT, "connect timed out" },
-    { EHOSTUNREACH, "host unreachable" },
-    { ENETUNREACH, "network unreachable" },
-    { ECONNRESET, "connection reset" },
-};
-
-static void failure_reason(struct lws *wsi, const char *in, int *status, char *out, size_t outlen)
-{
-    /* lws 4.1.6 keeps the header table attached until after CLIENT_CONNECTION_ERROR, so the status line of a
-     * refused upgrade is still readable here; "HS: ws upgrade unauthorized" alone also means 401. */
-    unsigned int code = lws_http_client_http_response(wsi);
-    int fd = lws_get_socket_fd(wsi), err = 0;
-    socklen_t sl = sizeof err;
-
-    if (!code && in && strstr(in, "unauthorized"))
-        code = 401;
-    *status = code >= 200 && code != 101 && code < 600 ? (int)code : 0;
-    if (*status) {
-        snprintf(out, outlen, "handshake: %d", *status);
-        return;
-    }
-    /* The connect() error is still pending on the socket when lws reports the failure. */
-    if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) == 0 && err)
-        for (size_t i = 0; i < sizeof sock_errors / sizeof sock_errors[0]; i++)
-            if (sock_errors[i].err == err) {
-                snprintf(out, outlen, "%s", sock_errors[i].text);
-                return;
-            }
-    snprintf(out, outlen, "connect failed: %.80s", in && *in ? in : "unknown error");
-}
-
-static int on_receive(wsc *w, struct lws *wsi, const char *in, size_t len)
-{
-    size_t remaining = lws_remaining_packet_payload(wsi);
-
-    if (lws_frame_is_binary(wsi)) {
-        snprintf(w->close_why, sizeof w->close_why, "binary frame (1003)");
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, NULL, 0);
-        return -1;
-    }
-    /* Refuse as early as we know: what we hold + this piece + what is left of this frame. */
-    if (w->rx_len + len > w->opts.max_frame || w->rx_len + len + remaining > w->opts.max_frame) {
-        snprintf(w->close_why, sizeof w->close_why, "message too large (1009)");
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
-        rx_reset(w);
-        return -1;
-    }
-    if (w->rx_len + len + 1 > w->rx_cap) {
-        size_t cap = w->rx_cap ? w->rx_cap : 4096;
-        while (cap < w->rx_len + len + 1)
-            cap *= 2;
-        if (cap > w->opts.max_frame + 1)
-            cap = w->opts.max_frame + 1;
-        char *nrx = realloc(w->rx, cap);
-        if (!nrx) {
-            snprintf(w->close_why, sizeof w->close_why, "out of memory");
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, NULL, 0);
-            return -1;
-        }
-        w->rx = nrx;
-        w->rx_cap = cap;
-    }
-    if (len)
-        memcpy(w->rx + w->rx_len, in, len);
-    w->rx_len += len;
-    w->rx[w->rx_len] = '\0';
-
-    if (!lws_is_final_fragment(wsi) || remaining)
-        return 0;
-
-    size_t n = w->rx_len;
-    rx_reset(w);
-    if (w->cb.on_message) {
-        w->in_cb++;
-        w->cb.on_message(w, w->rx, n, w->arg);
-        w->in_cb--;
-    }
-    /* Freed from inside on_message: drop the connection now, the timer destroys the context. */
-    return w->freed ? -1 : 0;
-}
-
-static int on_writeable(wsc *w, struct lws *wsi)
-{
-    wsc_msg *m = w->qhead;
-
-    if (m) {
-        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        if (n < 0 || (size_t)n < m->len) {
-            snprintf(w->close_why, sizeof w->close_why, "write failed");
-            return -1;
-        }
-        w->qhead = m->next;
-        if (!w->qhead)
-            w->qtail = NULL;
-        w->nq--;
-        w->qbytes -= m->len;
-        free(m);
-        if (w->qhead) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-        if (w->cb.on_drained && w->state == ST_OPEN) {
-            w->in_cb++;
-            w->cb.on_drained(w, w->arg);
-            w->in_cb--;
-            if (w->freed)
-                return -1;
-            if (w->qhead) /* on_drained queued more */
-                return 0;
-        }
-    }
-    if (w->state == ST_CLOSING && !w->qhead)
-        lws_set_timer_usecs(wsi, 1); /* the close itself happens in LWS_CALLBACK_TIMER, see there */
-    return 0;
-}
-
-/* The reasons we handle; for each of them `user` is the wsi's user pointer. (Not for all reasons: the OpenSSL ones
- * pass an SSL_CTX or X509_STORE_CTX there.) */
-static bool reason_is_ours(enum lws_callback_reasons reason)
-{
-    static const enum lws_callback_reasons ours[] = {
-        LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER, LWS_CALLBACK_CLIENT_ESTABLISHED,
-        LWS_CALLBACK_CLIENT_CONNECTION_ERROR,        LWS_CALLBACK_CLIENT_RECEIVE,
-        LWS_CALLBACK_CLIENT_WRITEABLE,               LWS_CALLBACK_TIMER,
-        LWS_CALLBACK_WS_PEER_INITIATED_CLOSE,        LWS_CALLBACK_CLIENT_CLOSED,
-        LWS_CALLBACK_WSI_DESTROY,
-    };
-    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
-        if (ours[i] == reason)
-            return true;
-    return false;
-}
-
-static int wsc_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
-{
-    wsc *w = user;
-    char why[128];
-    int status;
-
-    if (!reason_is_ours(reason))
-        return 0;
-    if (!w || w->freed) {
-        /* Not ours (any more). Keep lws from adding anything to a dying connection. */
-        if (reason == LWS_CALLBACK_CLIENT_RECEIVE || reason == LWS_CALLBACK_CLIENT_WRITEABLE)
-            return -1;
-        return 0;
-    }
-
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-        if (!is_current(w, wsi) || !w->auth)
-            return 0;
-        {
-            unsigned char **p = (unsigned char **)in, *end = *p + len;
-            if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (const unsigned char *)w->auth,
-                                             (int)strlen(w->auth), p, end))
-                return -1;
-        }
-        return 0;
-
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        if (!is_current(w, wsi))
-            return -1;
-        uv_timer_stop(w->timer);
-        w->state = ST_OPEN;
-        if (w->cb.on_open) {
-            w->in_cb++;
-            w->cb.on_open(w, w->arg);
-            w->in_cb--;
-            if (w->freed)
-                return -1;
-        }
-        if (w->qhead || w->state == ST_CLOSING)
-            lws_callback_on_writable(wsi);
-        return 0;
-
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (!is_current(w, wsi) || w->state != ST_CONNECTING)
-            return 0;
-        failure_reason(wsi, in, &status, why, sizeof why);
-        report_close(w, status, why);
-        return 0;
-
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        if (!is_current(w, wsi))
-            return -1;
-        return on_receive(w, wsi, in, len);
-
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (!is_current(w, wsi))
-            return -1;
-        return on_writeable(w, wsi);
-
-    case LWS_CALLBACK_TIMER:
-        /* Our clean close. lws 4.1 treats -1 from CLIENT_WRITEABLE as a failed write (socket marked unusable, no
-         * close frame), but -1 from the timer callback goes through the normal close: the close frame with our
-         * reason is sent and the peer's answer awaited. */
-        if (!is_current(w, wsi) || w->state != ST_CLOSING)
-            return 0;
-        snprintf(w->close_why, sizeof w->close_why, "closed (1000)");
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-        return -1;
-
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (is_current(w, wsi) && in && len >= 2) {
-            const unsigned char *b = in;
-            w->peer_close_code = (b[0] << 8) | b[1];
-        } else if (is_current(w, wsi)) {
-            w->peer_close_code = LWS_CLOSE_STATUS_NO_STATUS;
-        }
-        return 0;
-
-    case LWS_CALLBACK_CLIENT_CLOSED:
-    case LWS_CALLBACK_WSI_DESTROY:
-        /* CLOSED for an established connection; WSI_DESTROY catches any path where lws ends a connecting wsi
-         * without CONNECTION_ERROR. Whichever comes first reports, the other finds the wsi no longer current. */
-        if (wsi != w->wsi || w->state == ST_IDLE)
-            return 0;
-        if (w->close_why[0])
-            snprintf(why, sizeof why, "%s", w->close_why);
-        else if (w->peer_close_code)
-            snprintf(why, sizeof why, "closed by peer (%d)", w->peer_close_code);
-        else if (w->state == ST_CONNECTING)
-            snprintf(why, sizeof why, "connect failed");
-        else
-            snprintf(why, sizeof why, "connection lost");
-        report_close(w, 0, why);
-        return 0;
-
-    default:
-        return 0;
-    }
+    strbuf *r = &c->request;
+    strbuf_printf(r, "GET %s%s HTTP/1.1\r\n", u->target[0] == '/' ? "" : "/", u->target);
+    strbuf_printf(r, "Host: %s%s%s", u->ipv6 ? "[" : "", u->host, u->ipv6 ? "]" : "");
+    if (u->port_given && u->port != (u->tls ? 443 : 80))
+        strbuf_printf(r, ":%u", (unsigned)u->port);
+    strbuf_printf(r, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n", key64);
+    if (bearer)
+        strbuf_printf(r, "Authorization: Bearer %s\r\n", bearer);
+    strbuf_puts(r, "\r\n");
+    return r->oom ? WSC_E_NOMEM : WSC_OK;
 }
 
 /* ---- public API ---- */
+
+static void on_wsc_closed(uv_handle_t *h)
+{
+    wsc *w = h->data;
+    queue_drop(w);
+    free(w->ca_file);
+    explicit_bzero(w->rnd, sizeof w->rnd);
+    free(w);
+}
 
 wsc *wsc_new(uv_loop_t *loop, const wsc_opts *opts, const wsc_callbacks *cb, void *arg)
 {
@@ -662,85 +1057,79 @@ wsc *wsc_new(uv_loop_t *loop, const wsc_opts *opts, const wsc_callbacks *cb, voi
         w->opts.max_frame = WSC_DEF_MAX_FRAME;
     if (w->opts.connect_timeout_ms <= 0)
         w->opts.connect_timeout_ms = WSC_DEF_CONNECT_TIMEOUT_MS;
+    /* Bounds far beyond any use, so that size arithmetic on them cannot wrap and a write's length fits libuv's
+     * unsigned. */
+    if (w->opts.max_queue_bytes > WSC_MAX_BOUND)
+        w->opts.max_queue_bytes = WSC_MAX_BOUND;
+    if (w->opts.max_frame > WSC_MAX_BOUND)
+        w->opts.max_frame = WSC_MAX_BOUND;
+    if (w->opts.ca_file && !(w->ca_file = strdup(w->opts.ca_file))) {
+        free(w);
+        return NULL;
+    }
+    w->opts.ca_file = NULL; /* ours is w->ca_file */
     if (cb)
         w->cb = *cb;
     w->arg = arg;
-
-    w->timer = malloc(sizeof *w->timer);
-    if (!w->timer || uv_timer_init(loop, w->timer) != 0) {
-        free(w->timer);
+    if (uv_timer_init(loop, &w->timer) < 0) {
+        free(w->ca_file);
         free(w);
         return NULL;
     }
-    w->timer->data = w;
-    if (w->opts.share && lwsloop_share_loop(w->opts.share) != loop) {
-        uv_close((uv_handle_t *)w->timer, (uv_close_cb)free);
-        free(w);
-        return NULL;
-    }
-    if (w->opts.share) {
-        w->share = lwsloop_share_ref(w->opts.share) == 0 ? w->opts.share : NULL;
-    } else {
-        w->share = lwsloop_share_new(loop, WSC_FD_LIMIT);
-        w->own_share = true;
-    }
-    /* A context of our own is made at once (wsc_new fails if lws refuses); on a caller's share, at the first
-     * connect. */
-    if (!w->share || (w->own_share && !vhost_create(w))) {
-        share_release(w);
-        uv_close((uv_handle_t *)w->timer, (uv_close_cb)free);
-        free(w);
-        return NULL;
-    }
+    w->timer.data = w;
     return w;
 }
 
 int wsc_connect(wsc *w, const char *url, const char *bearer)
 {
+    wsc_url u;
     int rc;
 
     if (w->freed)
         return WSC_E_CLOSED;
-    if (w->state != ST_IDLE || w->connect_pending)
+    if (w->state != ST_IDLE)
         return WSC_E_BUSY;
-    if (!url)
+    if (!url || url_parse(url, &u) != WSC_OK || (bearer && !printable(bearer)))
         return WSC_E_URL;
-    attempt_clear(w);
-    rc = url_parse(w, url);
-    if (rc != WSC_OK)
+    wsc_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return WSC_E_NOMEM;
+    c->w = w;
+    c->port = u.port;
+    c->use_tls = u.tls;
+    c->host = strdup(u.host);
+    rc = c->host ? request_build(w, c, &u, bearer) : WSC_E_NOMEM;
+    if (rc == WSC_OK && !(c->dial = dial_start(w->loop, c->host, c->port, 0, on_dialed, c)))
+        rc = WSC_E_NOMEM;
+    if (rc != WSC_OK) {
+        conn_free(c);
         return rc;
-    if (bearer) {
-        size_t n = strlen(bearer);
-        w->auth = malloc(n + sizeof "Bearer ");
-        if (!w->auth) {
-            attempt_clear(w);
-            return WSC_E_NOMEM;
-        }
-        memcpy(w->auth, "Bearer ", 7);
-        memcpy(w->auth + 7, bearer, n + 1);
     }
-    /* Always from the loop, never from inside a callback that may be lws's (reconnect from on_close). */
+    w->conn = c;
     w->state = ST_CONNECTING;
-    w->connect_pending = true;
-    uv_timer_start(w->timer, timer_cb, 0, 0);
+    uv_timer_start(&w->timer, on_timer, (uint64_t)w->opts.connect_timeout_ms, 0);
+    log_debug("wsc", "connecting to %s://%s%s%s port %u", u.tls ? "wss" : "ws", u.ipv6 ? "[" : "", u.host,
+              u.ipv6 ? "]" : "", (unsigned)u.port);
     return WSC_OK;
 }
 
 int wsc_send(wsc *w, const char *data, size_t len)
 {
-    wsc_msg *m;
+    uint8_t mask[4];
 
-    if (w->state != ST_OPEN || !w->wsi)
+    if (w->freed || w->state != ST_OPEN)
         return WSC_E_CLOSED;
     if (w->nq >= w->opts.max_queue || len > w->opts.max_queue_bytes - w->qbytes)
         return WSC_E_FULL;
-    m = malloc(sizeof *m + LWS_PRE + len);
-    if (!m)
+    size_t flen = frame_header_len(len) + len;
+    wsc_msg *m = malloc(sizeof *m + flen);
+    if (!m || rand_take(w, mask, sizeof mask) < 0) {
+        free(m);
         return WSC_E_NOMEM;
+    }
     m->next = NULL;
     m->len = len;
-    if (len)
-        memcpy(m->buf + LWS_PRE, data, len);
+    m->flen = frame_build(m->frame, OP_TEXT, data, len, mask);
     if (w->qtail)
         w->qtail->next = m;
     else
@@ -748,40 +1137,22 @@ int wsc_send(wsc *w, const char *data, size_t len)
     w->qtail = m;
     w->nq++;
     w->qbytes += len;
-    lws_callback_on_writable(w->wsi);
+    pump(w->conn);
     return WSC_OK;
 }
 
-bool wsc_is_open(const wsc *w)
-{
-    return w->state == ST_OPEN;
-}
+bool wsc_is_open(const wsc *w) { return w->state == ST_OPEN; }
 
-size_t wsc_queued(const wsc *w)
-{
-    return w->nq;
-}
+size_t wsc_queued(const wsc *w) { return w->nq; }
 
 void wsc_close(wsc *w)
 {
-    if (w->freed)
+    if (w->freed || !w->conn)
         return;
-    switch (w->state) {
-    case ST_OPEN:
-        w->state = ST_CLOSING;
-        if (w->wsi)
-            lws_callback_on_writable(w->wsi);
-        break;
-    case ST_CONNECTING:
-        /* Nothing to flush: abandon the attempt. */
-        w->connect_pending = false;
-        if (w->wsi)
-            abandon(w, w->wsi);
-        report_close(w, 0, "closed before open");
-        break;
-    default:
-        break;
-    }
+    if (w->state == ST_CONNECTING)
+        finish(w->conn, 0, "closed before open");
+    else if (w->state == ST_OPEN)
+        close_start(w->conn, CLOSE_NORMAL, false, "closed (1000)");
 }
 
 void wsc_free(wsc *w)
@@ -789,20 +1160,10 @@ void wsc_free(wsc *w)
     if (!w || w->freed)
         return;
     w->freed = true;
-    if (w->in_cb > 0) {
-        /* An lws callback is on the stack: finish from the loop (timer_cb). The connection itself is dropped by
-         * returning -1 from that callback; whatever lws still does with it (close, destroy) no longer reaches us. */
-        if (w->wsi)
-            lws_set_wsi_user(w->wsi, NULL);
-        w->wsi = NULL;
-        attempt_clear(w);
-        w->connect_pending = false;
-        uv_timer_start(w->timer, timer_cb, 0, 0);
-        return;
+    if (w->conn) {
+        conn_end(w->conn);
+        w->conn = NULL;
     }
-    contexts_release(w);
-    attempt_clear(w);
-    free(w->rx);
-    uv_close((uv_handle_t *)w->timer, (uv_close_cb)free);
-    free(w);
+    w->state = ST_IDLE;
+    uv_close((uv_handle_t *)&w->timer, on_wsc_closed);
 }

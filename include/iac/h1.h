@@ -9,8 +9,9 @@
  * The exchange is deliberately small: a fresh connection per request ("Connection: close"), the request head built
  * by the caller, a body from memory or pulled from the caller, and a response read as it arrives: the status and
  * the Location header go to on_head, the body (Content-Length, chunked, or up to the end of the connection) to
- * on_body in pieces. No redirects, retries, cookies or proxies: httpc does what it needs of those. A host name is
- * resolved by getaddrinfo on a thread that lives only as long as the lookup; an address literal needs none.
+ * on_body in pieces. No redirects, retries, cookies or proxies: httpc does what it needs of those. The connection is
+ * made by common/dial: a host name is resolved by getaddrinfo on a thread that lives only as long as the lookup; an
+ * address literal needs none.
  *
  * Ownership: h1_start() copies host, head and an in-memory body; the exchange frees itself after on_done returns
  * (or, after h1_abort(), once its handles are closed — the loop must run on). Every callback runs on the loop;

@@ -1,15 +1,26 @@
-/* https.h — a small HTTP/1.1 server on libwebsockets, running on the caller's libuv loop.
+/* https.h — a small HTTP/1.1 server written directly on libuv (uv_tcp), running on the caller's loop.
  *
- * For status endpoints and fakes: each request is handed to one handler with its method, path, query,
- * Authorization header and whole body (bounded by max_body; larger bodies get 413 without reaching the handler),
- * and the handler fills the response synchronously. Not a general web server: no keep-alive tricks, no TLS (the
- * agent's status port is local to the pod), no chunked uploads beyond what lws reassembles.
+ * For status endpoints, the coordinator's API and the test fakes: each request is handed to one handler with its
+ * method, path, query, Authorization and Content-Type headers and whole body (bounded by max_body), and the
+ * handler fills the response synchronously on the loop. It used to be a libwebsockets vhost; it is written on
+ * libuv because the agent must not load libwebsockets, which links libssl and libcrypto: about 2 ms and 1.5 MiB of
+ * RSS at every process start (bench/README.md). Plain HTTP only: the agent's status port is local to the pod.
+ *
+ * What it speaks: HTTP/1.1 and 1.0; keep-alive (the default in 1.1, "Connection: close" honoured; in 1.0 only when
+ * the client asks); pipelined requests, answered in order; request bodies framed by Content-Length or chunked
+ * (reassembled); "Expect: 100-continue" answered with 100 Continue; HEAD, which the handler sees as "GET" and
+ * whose answer is the head alone. Every response carries Content-Length and Content-Type.
+ *
+ * Limits, answered without reaching the handler and followed by closing the connection: a body over max_body →
+ * 413, a request head over 16 KiB → 431, a malformed request → 400, a Transfer-Encoding other than chunked → 501,
+ * an HTTP major version other than 1 → 505. At most 512 connections at once: more are closed as soon as they are
+ * accepted. A connection that has not delivered a complete request within the idle timeout (30 s unless
+ * https_set_idle_timeout says otherwise) of being accepted or of its last response is closed; there is no limit
+ * while a response is being written (it goes out in one uv_write, and a failed write closes the connection).
  *
  * Ownership: the server is created and freed by the caller; request fields are valid during the handler call
- * only; the handler appends the response body to res->body, which the server frees after sending. The lws context
- * is the server's own (https_listen), or a share the caller passes to https_listen_shared (common/lwsloop.h): then
- * the server holds one reference of its own until https_free(), and the caller keeps its own (and drops it when it
- * is done) — the context is destroyed when its last user lets go. */
+ * only; the handler appends the response body to res->body, which the server frees after sending. No threads, no
+ * global state: everything lives in the server and its connections. */
 #ifndef IAC_HTTPS_H
 #define IAC_HTTPS_H
 
@@ -17,42 +28,43 @@
 
 #include <uv.h>
 
-#include "iac/lwsloop.h"
 #include "iac/strbuf.h"
 
 typedef struct https_server https_server;
 
 typedef struct {
-    const char *method;        /* "GET", "POST", "PUT", "PATCH", "DELETE", … */
-    const char *path;          /* without the query, e.g. "/v1/status" */
-    const char *query;         /* after '?', "" when none (not decoded) */
+    const char *method;        /* "GET", "POST", "PUT", "PATCH", "DELETE", … as sent ("GET" for HEAD) */
+    const char *path;          /* percent-decoded, without the query, e.g. "/v1/status" */
+    const char *query;         /* after '?', "" when none (not decoded: see https_query_param) */
     const char *authorization; /* the Authorization header, or NULL */
     const char *content_type;  /* or NULL */
     const char *body;          /* NUL-terminated, "" when none */
     size_t      body_len;
-    const char *peer;          /* client address "127.0.0.1", for logs */
+    const char *peer;          /* client address "127.0.0.1" (IPv4 clients of a dual-stack socket too), for logs */
 } https_request;
 
 typedef struct {
-    int         status;       /* default 200 */
-    const char *content_type; /* default "application/json" */
-    strbuf      body;
+    int         status;       /* default 200; outside 200..599 the client gets 500 */
+    const char *content_type; /* default "application/json"; one with control characters gives 500 */
+    strbuf      body;         /* not sent for HEAD, 204 and 304 */
 } https_response;
 
 typedef void (*https_handler)(const https_request *req, https_response *res, void *arg);
 
 typedef struct {
-    const char   *host;     /* address to bind, "0.0.0.0" or "127.0.0.5"; NULL → all */
+    const char   *host;     /* address to bind: "0.0.0.0", "127.0.0.5", "::1" ([::1] too), or a name resolved
+                             * once; NULL → all addresses, IPv6 and IPv4 (dual-stack "::", or "0.0.0.0" where
+                             * the system has no IPv6) */
     int           port;     /* 0 → an ephemeral port (see https_port) */
     size_t        max_body; /* 0 → 1 MiB */
     https_handler handler;
     void         *arg;
 } https_opts;
 
-/* Starts listening. NULL with a message in err ("cannot listen on 127.0.0.1:9180: address in use") on failure. */
+/* Starts listening (SO_REUSEADDR, as libuv sets it). NULL with a message in err ("cannot listen on
+ * 127.0.0.1:9180: Address already in use") on failure; what the failed attempt put on the loop closes by itself
+ * as the loop runs. */
 https_server *https_listen(uv_loop_t *loop, const https_opts *opts, char *err, size_t errlen);
-/* The same on a shared lws context (on its loop): the server is a vhost of it and costs no context of its own. */
-https_server *https_listen_shared(lwsloop_share *share, const https_opts *opts, char *err, size_t errlen);
 /* Whether https_listen could bind host:port now: a plain socket is bound and closed at once. 0, or -1 with the
  * message https_listen would give ("cannot listen on 127.0.0.1:9180: Address already in use"). For a caller that
  * must know before it does something else: the agent checks its status address before it registers, and listens
@@ -60,10 +72,13 @@ https_server *https_listen_shared(lwsloop_share *share, const https_opts *opts, 
 int https_probe(const char *host, int port, char *err, size_t errlen);
 /* The bound port. */
 int https_port(const https_server *s);
-/* Stops handling requests and frees the server; safe inside the handler. With a context of its own the server
- * stops listening and drops its connections a few loop turns later; on a share it keeps listening and answers 503
- * until the share's last user lets go: its vhost goes with the context. Either way libuv handles close
- * asynchronously, so the loop must keep running (uv_run until it returns) before it is closed. */
+/* How long a connection may take to deliver a complete request, counted from its accept or its last response;
+ * 0 → 30000 ms. It applies to waits that start after the call (call it right after https_listen). For tests and
+ * callers that must shed idle clients sooner. */
+void https_set_idle_timeout(https_server *s, unsigned ms);
+/* Stops listening, closes every connection and frees the server; safe inside the handler, whose response is then
+ * dropped (its connection is closed unanswered). libuv handles close asynchronously, so the loop must keep running
+ * (uv_run until it returns) before it is closed. */
 void https_free(https_server *s);
 
 /* Helpers for handlers. */

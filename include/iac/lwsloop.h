@@ -5,13 +5,11 @@
  * module that owns a context creates it with lwsloop_create() and hands it to lwsloop_destroy(), which does the
  * whole dance on the loop.
  *
- * A context can also be shared (lwsloop_share): creating one costs about 0.8 ms, because lws 4.1.6 lists its
- * library directory for event-loop plugins every time, so a process that runs a server and a client (the agent:
- * status server and C&C WebSocket) gives both one context, each user adding its own vhost. The share counts its
- * users and is destroyed, with the same dance, when the last one lets go.
+ * Only the devplane (a test fake: its C&C WebSocket server) and tests and benchmarks use libwebsockets; the agent
+ * and the coordinator do not link it (their HTTP server and WebSocket client are common/https.c and wsc.c).
  *
  * Ownership: the caller owns the loop and keeps running it (uv_run until it returns) after a destroy; the context
- * belongs to this module from lwsloop_destroy() (or the last lwsloop_share_unref()) on. Every call is made on the
+ * belongs to this module from lwsloop_destroy() on. Every call is made on the
  * loop's thread. */
 #ifndef IAC_LWSLOOP_H
 #define IAC_LWSLOOP_H
@@ -44,32 +42,5 @@ typedef void (*lwsloop_done_cb)(void *arg);
  * 0, or a negative errno (-ENOMEM): then nothing was started and ctx is left as it is (the caller can only leak
  * it, and whatever its callbacks use). */
 int lwsloop_destroy(uv_loop_t *loop, struct lws_context *ctx, lwsloop_done_cb done, void *arg);
-
-/* ---- a context shared by several users ---- */
-
-typedef struct lwsloop_share lwsloop_share;
-
-/* A share of a context on loop with no vhost of its own and no TLS (OpenSSL's global init is not done): each user
- * adds the vhost it needs with lws_create_vhost() — a listener, or a client vhost (port CONTEXT_PORT_NO_LISTEN)
- * named in lws_client_connect_info.vhost — and finds its own state through lws_vhost_user(), never
- * lws_context_user(). fd_limit is the context's fd_limit_per_thread, shared by every user (0 → LWSLOOP_FD_LIMIT).
- * The context itself is made on first use (lwsloop_share_context), so that users can hold the share before anyone
- * needs lws: the agent starts registering first and pays for the context while the plane answers. The caller
- * holds the first reference. NULL when memory runs out. */
-lwsloop_share *lwsloop_share_new(uv_loop_t *loop, unsigned fd_limit);
-/* The context, made now if it was not yet. NULL when lws refuses (the next call tries again). */
-struct lws_context *lwsloop_share_context(lwsloop_share *sh);
-uv_loop_t *lwsloop_share_loop(const lwsloop_share *sh);
-/* One more user. 0, or -ENOMEM (no reference taken). */
-int lwsloop_share_ref(lwsloop_share *sh);
-/* Drops one reference (every reference is dropped exactly once; sh may be gone when this returns). When the last
- * one goes, the context is destroyed as by lwsloop_destroy() — safe inside an lws callback of the context — and
- * once it is freed, every done callback given here (NULL: none) runs, in the order the references were dropped:
- * until that moment lws may still call any user's callbacks (closing connections), so what they reach must stay.
- * A share whose context was never made is freed, and its done callbacks run, at once.
- * A user whose callbacks reach nothing of its own any more (a client that detached its wsi) may free itself at
- * once; a listener's vhost keeps listening until the context goes. Never fails: everything the destroy needs was
- * allocated by lwsloop_share_new() and lwsloop_share_ref(). */
-void lwsloop_share_unref(lwsloop_share *sh, lwsloop_done_cb done, void *arg);
 
 #endif

@@ -1,9 +1,8 @@
 /* test_agent_registers.c — an agent started against a running devplane registers, connects and sends its first
  * heartbeat at once, and reports the same identity on its own status server; its start-up takes the short way
- * (one lws context, credentials fetched while the C&C socket connects) without letting a task run before the
- * registry credentials are in place. */
+ * (credentials fetched while the C&C socket connects) without letting a task run before the registry credentials
+ * are in place. */
 #include "harness.h"
-#include "lwsfds.h"
 #include "taskplane.h"
 
 #include <arpa/inet.h>
@@ -124,22 +123,6 @@ static void pool_secrets_become_credentials_file(void **state) {
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
-    harness_done(h);
-}
-
-/* The status server and the C&C client run on one lws context (each context costs lws 4.1.6 a listing of its
- * library directory at start): a connected agent holds one libwebsockets context, and both work — the status
- * server answers, the devplane has its heartbeat. */
-static void status_server_and_cc_client_share_one_lws_context(void **state) {
-    harness *h = *state;
-    harness_devplane dp = { 0 };
-    harness_agent ag;
-    assert_true(harness_start_pair(h, &dp, &ag, NULL, NULL, 0) >= 0);
-    cJSON *st = harness_agent_status(&ag);
-    assert_non_null(st);
-    assert_true(harness_json_true(st, "connected"));
-    cJSON_Delete(st);
-    assert_int_equal(lwsfds_urandom(ag.proc->pid), 1);
     harness_done(h);
 }
 
@@ -393,9 +376,8 @@ static bool healthz_answers(void *arg) {
     return st == 200;
 }
 
-/* The status server starts right after the registration request is sent (its lws context then costs time the
- * plane spends answering), but never waits for that answer: with a plane whose connect() hangs, /healthz answers
- * at once, and SIGTERM still ends the agent cleanly. */
+/* The status server never waits for the plane: with a plane whose connect() hangs, /healthz answers at once, and
+ * SIGTERM still ends the agent cleanly. */
 static void status_server_does_not_wait_for_the_plane(void **state) {
     harness *h = *state;
     harness_devplane dp = { 0 };
@@ -418,8 +400,8 @@ static void status_server_does_not_wait_for_the_plane(void **state) {
     harness_done(h);
 }
 
-/* The status address is checked before anything reaches the plane: an agent whose status port is taken exits 1
- * saying so, and the devplane has no registration from it. */
+/* The status server listens before anything reaches the plane: an agent whose status port is taken exits 1 saying
+ * so, and the devplane has no registration from it. */
 static void a_taken_status_port_stops_the_agent_before_it_registers(void **state) {
     harness *h = *state;
     harness_devplane dp = { 0 };
@@ -449,8 +431,6 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(first_heartbeat_reaches_devplane_within_1s, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(pool_secrets_become_credentials_file, harness_setup, harness_teardown),
-        cmocka_unit_test_setup_teardown(status_server_and_cc_client_share_one_lws_context, harness_setup,
-                                        harness_teardown),
         cmocka_unit_test_setup_teardown(credentials_are_fetched_while_the_socket_connects, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(status_server_does_not_wait_for_the_plane, harness_setup, harness_teardown),

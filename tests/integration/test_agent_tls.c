@@ -1,6 +1,6 @@
 /* test_agent_tls.c — an agent speaks https and wss through a TLS terminator (bench/tlsproxy in front of the
- * devplane), verifies the server's certificate, and loads libcurl only because an https URL needs it: an agent
- * on plain http never maps it (httpc sends http:// through h1). */
+ * devplane), verifies the server's certificate, and loads libcurl and libssl only because its URLs need them: an
+ * agent on plain http maps neither (httpc sends http:// through h1, wsc speaks ws:// itself). */
 #include "harness.h"
 
 #include <setjmp.h>
@@ -65,8 +65,9 @@ static bool maps_contain(pid_t pid, const char *needle)
 }
 
 /* Over https (SSL_CERT_FILE names the front's certificate) the agent registers, connects over wss and
- * heartbeats; it has loaded libcurl for that. A plain-http agent beside it heartbeats too and maps no libcurl. */
-static void https_agent_works_and_only_it_loads_libcurl(void **state)
+ * heartbeats; it has loaded libcurl (https) and libssl (wss, common/tls.c) for that. A plain-http agent beside it
+ * heartbeats too and maps none of them, nor libcrypto or libwebsockets. */
+static void https_agent_works_and_only_it_loads_tls_libraries(void **state)
 {
     harness *h = *state;
     harness_devplane dp = { 0 };
@@ -91,7 +92,11 @@ static void https_agent_works_and_only_it_loads_libcurl(void **state)
     cJSON_Delete(doc);
 
     assert_true(maps_contain(tls.proc->pid, "libcurl"));
-    assert_false(maps_contain(plain.proc->pid, "libcurl"));
+    assert_true(maps_contain(tls.proc->pid, "libssl.so"));
+    static const char *const tls_libs[] = { "libcurl", "libssl", "libcrypto", "libwebsockets" };
+    for (size_t i = 0; i < sizeof tls_libs / sizeof tls_libs[0]; i++)
+        if (maps_contain(plain.proc->pid, tls_libs[i]))
+            fail_msg("the plain-http agent maps %s", tls_libs[i]);
     harness_done(h);
 }
 
@@ -128,7 +133,7 @@ static void https_agent_refuses_an_untrusted_certificate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(https_agent_works_and_only_it_loads_libcurl, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(https_agent_works_and_only_it_loads_tls_libraries, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(https_agent_refuses_an_untrusted_certificate, harness_setup,
                                         harness_teardown),
     };

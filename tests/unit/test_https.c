@@ -1,33 +1,33 @@
-/* test_https.c — the lws HTTP server on a real libuv loop, real loopback sockets, ephemeral ports.
+/* test_https.c — the HTTP/1.1 server on a real libuv loop, real loopback sockets, ephemeral ports.
  *
- * The server runs on the test's loop in the main thread; the client is a blocking libcurl easy handle (or a raw
- * socket) in a second thread, so these tests do not depend on httpc. When the client is done it wakes the loop
- * with a uv_async; the loop frees the server(s) and must then run to completion on its own. Everything the
- * handler saw is recorded and checked after the loop has returned and the thread has been joined. */
+ * The server's loop runs on a thread of its own; the test body is the client, with plain blocking sockets (a
+ * receive timeout on each, so nothing can hang), and asserts as it goes. finish() wakes the loop with a uv_async,
+ * which frees the server(s); the loop must then run to completion on its own. What the handler saw is recorded
+ * on the loop thread and checked once that thread has been joined. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <setjmp.h>
+#include <stdarg.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
-#include <libwebsockets.h>
 #include <uv.h>
 
 #include "iac/https.h"
-#include "iac/lwsloop.h"
-
-#include "lwsfds.h"
 
 #define MAX_SEEN 8
 
@@ -35,33 +35,30 @@
 typedef struct {
     char  *method, *path, *query, *authorization, *content_type, *body, *peer;
     size_t body_len;
-    int    server; /* which server (its arg) */
+    int    server; /* which server */
 } seen_req;
 
 typedef struct fixture fixture;
-typedef void (*client_fn)(fixture *f);
 
+/* A handler's argument: the fixture and which of its servers. */
 typedef struct {
-    long   status;
-    strbuf body;
-    char   ctype[64];
-} client_res;
+    fixture *f;
+    int      i;
+} srv_arg;
 
 struct fixture {
     uv_loop_t     loop;
     uv_async_t    done;
+    pthread_t     thread;
+    bool          started, finished;
     https_server *srv[2];
     int           port[2];
-    client_fn     client;
-    pthread_t     thread;
+    srv_arg       args[2];
     seen_req      seen[MAX_SEEN];
-    int           nseen;
-    client_res    res[4];
-    int           aux; /* client-side result for raw-socket tests */
-    lwsloop_share *share; /* the servers' shared context (the fixture's reference), or NULL: one each */
+    int           nseen; /* every request the handlers saw, recorded or not */
 };
 
-/* Deterministic, position-dependent filler, so a misplaced or dropped chunk shows. */
+/* Deterministic, position-dependent filler, so a misplaced or dropped piece shows. */
 static void fill_pattern(char *p, size_t n, unsigned seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -70,15 +67,13 @@ static void fill_pattern(char *p, size_t n, unsigned seed)
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-/* Handler args: the address of a fixture pointer, one per server, so the handler can tell servers apart. */
-static fixture *arg_slot[2];
-
-/* The test handler: records the request and answers by path. */
+/* The test handler (on the loop thread): records the request and answers by path. */
 static void handler(const https_request *req, https_response *res, void *arg)
 {
-    fixture *f = *(fixture **)arg;
+    srv_arg *a = arg;
+    fixture *f = a->f;
     if (f->nseen < MAX_SEEN) {
-        seen_req *s = &f->seen[f->nseen++];
+        seen_req *s = &f->seen[f->nseen];
         s->method = strdup(req->method);
         s->path = strdup(req->path);
         s->query = strdup(req->query);
@@ -88,8 +83,9 @@ static void handler(const https_request *req, https_response *res, void *arg)
         memcpy(s->body, req->body, req->body_len + 1);
         s->body_len = req->body_len;
         s->peer = strdup(req->peer);
-        s->server = (int)((fixture **)arg - arg_slot);
+        s->server = a->i;
     }
+    f->nseen++;
     if (!strcmp(req->path, "/echo")) {
         strbuf_append(&res->body, req->body, req->body_len);
     } else if (!strcmp(req->path, "/text")) {
@@ -97,16 +93,20 @@ static void handler(const https_request *req, https_response *res, void *arg)
         res->content_type = "text/plain";
         strbuf_puts(&res->body, "created");
     } else if (!strcmp(req->path, "/quit")) {
-        int i = (int)((fixture **)arg - arg_slot);
-        https_free(f->srv[i]); /* from inside the handler */
-        f->srv[i] = NULL;
+        https_free(f->srv[a->i]); /* from inside the handler */
+        f->srv[a->i] = NULL;
         strbuf_puts(&res->body, "bye");
     } else if (!strcmp(req->path, "/big")) {
-        size_t n = 2u << 20;
+        char v[16];
+        size_t n = (https_query_param(req->query, "mb", v, sizeof v) == 0 ? strtoul(v, NULL, 10) : 2) << 20;
         char *p = malloc(n);
         fill_pattern(p, n, 3);
         strbuf_append(&res->body, p, n);
         free(p);
+    } else if (!strcmp(req->path, "/bad-status")) {
+        res->status = 42;
+    } else if (!strcmp(req->path, "/bad-ctype")) {
+        res->content_type = "text/plain\r\nX-Injected: 1";
     } else {
         https_reply_error(res, 404, "no such path");
     }
@@ -123,21 +123,20 @@ static void seen_free(seen_req *s)
     free(s->peer);
 }
 
+/* ---- the server side ---- */
+
 static void on_done(uv_async_t *a)
 {
     fixture *f = a->data;
     for (int i = 0; i < 2; i++)
         https_free(f->srv[i]);
-    if (f->share)
-        lwsloop_share_unref(f->share, NULL, NULL);
     uv_close((uv_handle_t *)a, NULL);
 }
 
-static void *client_main(void *arg)
+static void *loop_main(void *arg)
 {
     fixture *f = arg;
-    f->client(f);
-    uv_async_send(&f->done);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
     return NULL;
 }
 
@@ -154,135 +153,244 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    for (int i = 0; i < f->nseen; i++)
+    if (!f->finished) { /* a failed test: stop the loop all the same */
+        uv_async_send(&f->done);
+        if (f->started)
+            pthread_join(f->thread, NULL);
+        else
+            uv_run(&f->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&f->loop);
+    }
+    for (int i = 0; i < f->nseen && i < MAX_SEEN; i++)
         seen_free(&f->seen[i]);
-    for (int i = 0; i < 4; i++)
-        strbuf_free(&f->res[i].body);
     free(f);
     return 0;
 }
 
-static void start_server(fixture *f, int i, size_t max_body)
+static https_server *listen_on(fixture *f, int i, const char *host, size_t max_body)
 {
     char err[256];
-    arg_slot[i] = f;
-    https_opts o = { .host = "127.0.0.1", .port = 0, .max_body = max_body, .handler = handler, .arg = &arg_slot[i] };
-    f->srv[i] = f->share ? https_listen_shared(f->share, &o, err, sizeof err)
-                         : https_listen(&f->loop, &o, err, sizeof err);
+    f->args[i] = (srv_arg){ f, i };
+    https_opts o = { .host = host, .port = 0, .max_body = max_body, .handler = handler, .arg = &f->args[i] };
+    f->srv[i] = https_listen(&f->loop, &o, err, sizeof err);
+    if (!f->srv[i])
+        fprintf(stderr, "https_listen: %s\n", err);
     assert_non_null(f->srv[i]);
     f->port[i] = https_port(f->srv[i]);
     assert_true(f->port[i] > 0);
+    return f->srv[i];
 }
 
-/* Runs the client thread against the loop; returns when the loop has nothing left to do. */
-static void run(fixture *f, client_fn fn)
+static void start_server(fixture *f, int i, size_t max_body) { listen_on(f, i, "127.0.0.1", max_body); }
+
+/* Starts the loop thread. */
+static void serve(fixture *f)
 {
-    f->client = fn;
-    assert_int_equal(pthread_create(&f->thread, NULL, client_main, f), 0);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(pthread_create(&f->thread, NULL, loop_main, f), 0);
+    f->started = true;
+}
+
+/* Frees the servers on the loop and waits for the loop to finish with nothing left on it. */
+static void finish(fixture *f)
+{
+    uv_async_send(&f->done);
     pthread_join(f->thread, NULL);
+    f->finished = true;
     assert_int_equal(uv_loop_close(&f->loop), 0);
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
+/* ---- the client side: blocking sockets ---- */
+
+typedef struct {
+    int    fd;
+    char   buf[32768];
+    size_t len;
+} client;
+
+typedef struct {
+    int       status;
+    char      ctype[128], connection[32];
+    long long clen; /* -1 when absent */
+    strbuf    body;
+} reply;
+
+static double now_ms(void)
 {
-    strbuf_append(arg, p, size * n);
-    return size * n;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
+/* Connects to addr:port (IPv4 or IPv6); rcvbuf > 0 shrinks the receive buffer first. */
+static bool cli_open_at(client *c, const char *addr, int port, int rcvbuf)
 {
-    client_res *r = arg;
-    if (!strncasecmp(p, "content-type:", 13)) {
-        const char *v = p + 13;
-        while (*v == ' ')
-            v++;
-        size_t len = strcspn(v, "\r\n");
-        snprintf(r->ctype, sizeof r->ctype, "%.*s", (int)len, v);
-    }
-    return size * n;
-}
-
-/* One blocking request; a NULL easy makes a fresh handle. */
-static void request(CURL *easy, client_res *r, const char *method, int port, const char *target, const char *auth,
-                    const char *body, size_t len)
-{
-    CURL *e = easy ? easy : curl_easy_init();
-    char url[512], authh[256];
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    if (!strcmp(method, "POST-CHUNKED")) {
-        h = curl_slist_append(h, "Transfer-Encoding: chunked");
-        method = "POST";
-    }
-    if (auth) {
-        snprintf(authh, sizeof authh, "Authorization: %s", auth);
-        h = curl_slist_append(h, authh);
-    }
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, target);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    if (body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        sl = sizeof *a6;
     } else {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        return false;
     }
-    if (!strcmp(method, "HEAD"))
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    else
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") && strcmp(method, "POST") ? method : NULL);
-    r->status = curl_easy_perform(e) == CURLE_OK ? 0 : -1;
-    if (r->status == 0)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(h);
-    if (!easy)
-        curl_easy_cleanup(e);
+    c->len = 0;
+    c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return false;
+    struct timeval tv = { .tv_sec = 5 };
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (rcvbuf > 0)
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (connect(c->fd, (struct sockaddr *)&ss, sl) < 0) {
+        close(c->fd);
+        c->fd = -1;
+        return false;
+    }
+    return true;
 }
 
-/* A raw TCP connection to the server (blocking, with a receive timeout so nothing can hang). */
-static int raw_connect(int port)
+static bool cli_open(client *c, int port) { return cli_open_at(c, "127.0.0.1", port, 0); }
+
+static void cli_close(client *c)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    struct timeval tv = { .tv_sec = 3 };
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        close(fd);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+static bool cli_send(client *c, const void *p, size_t n)
+{
+    const char *q = p;
+    while (n) {
+        ssize_t w = send(c->fd, q, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return false;
+        q += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool cli_puts(client *c, const char *s) { return cli_send(c, s, strlen(s)); }
+
+static ssize_t cli_fill(client *c)
+{
+    ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+    if (n > 0)
+        c->len += (size_t)n;
+    return n;
+}
+
+static void copy_value(char *dst, size_t n, const char *v, const char *eol)
+{
+    while (v < eol && *v == ' ')
+        v++;
+    snprintf(dst, n, "%.*s", (int)(eol - v), v);
+}
+
+/* Reads one response: the head, and the body unless head_only (or 1xx, 204, 304). 0, or -1 if the connection
+ * ended or timed out first, or the response is not one. Bytes after it stay buffered for the next. */
+static int cli_reply(client *c, reply *r, bool head_only)
+{
+    strbuf_free(&r->body);
+    memset(r, 0, sizeof *r);
+    r->clen = -1;
+    char *end;
+    while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
+        if (c->len == sizeof c->buf || cli_fill(c) <= 0)
+            return -1;
+    size_t hlen = (size_t)(end + 4 - c->buf);
+    *end = '\0';
+    if (sscanf(c->buf, "HTTP/1.1 %d ", &r->status) != 1)
         return -1;
+    for (char *line = strstr(c->buf, "\r\n"); line && line < end;) {
+        line += 2;
+        char *eol = strstr(line, "\r\n");
+        if (!eol)
+            eol = end;
+        if (!strncasecmp(line, "content-type:", 13))
+            copy_value(r->ctype, sizeof r->ctype, line + 13, eol);
+        else if (!strncasecmp(line, "connection:", 11))
+            copy_value(r->connection, sizeof r->connection, line + 11, eol);
+        else if (!strncasecmp(line, "content-length:", 15))
+            r->clen = strtoll(line + 15, NULL, 10);
+        line = eol;
     }
-    return fd;
+    memmove(c->buf, c->buf + hlen, c->len - hlen);
+    c->len -= hlen;
+    if (head_only || r->status < 200 || r->status == 204 || r->status == 304)
+        return 0;
+    if (r->clen < 0)
+        return -1;
+    size_t want = (size_t)r->clen, n = c->len < want ? c->len : want;
+    strbuf_append(&r->body, c->buf, n);
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+    char tmp[65536];
+    while (r->body.len < want) {
+        size_t ask = want - r->body.len < sizeof tmp ? want - r->body.len : sizeof tmp;
+        ssize_t got = recv(c->fd, tmp, ask, 0);
+        if (got <= 0)
+            return -1;
+        strbuf_append(&r->body, tmp, (size_t)got);
+    }
+    return 0;
 }
 
-/* ---- GET with query and Authorization ---- */
-
-static void client_get(fixture *f)
+/* Whether the server has hung up: the next read finds the end (or a reset), not data and not the timeout. */
+static bool cli_closed(client *c)
 {
-    request(NULL, &f->res[0], "GET", f->port[0], "/echo?name=a%20b&x=1%2B2&sp=c+d&amp=%26%3D&flag", "Bearer apt_secret",
-            NULL, 0);
+    if (c->len)
+        return false;
+    char b[256];
+    ssize_t n = recv(c->fd, b, sizeof b, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
-/* A GET reaches the handler with its method, path, query (decodable with https_query_param) and the
- * Authorization header, an empty body and the peer address. */
-static void get_delivers_query_and_authorization(void **state)
+/* One request on a fresh connection and its response; the connection stays open in c. */
+static void exchange(client *c, int port, const char *request, reply *r)
+{
+    assert_true(cli_open(c, port));
+    assert_true(cli_puts(c, request));
+    assert_int_equal(cli_reply(c, r, false), 0);
+}
+
+/* ---- requests and what the handler sees ---- */
+
+/* A GET reaches the handler with its method, percent-decoded path, raw query (decodable with https_query_param),
+ * Authorization and Content-Type headers, an empty body and the peer address; the default answer is 200 with
+ * application/json. */
+static void get_reaches_the_handler_with_its_fields(void **state)
 {
     fixture *f = *state;
     start_server(f, 0, 0);
-    run(f, client_get);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    exchange(&c, f->port[0],
+             "GET /e%63ho?name=a%20b&x=1%2B2&sp=c+d&amp=%26%3D&flag HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer apt_secret\r\ncontent-type:  application/json \r\n\r\n",
+             &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.ctype, "application/json");
+    assert_int_equal(r.clen, 0);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
 
-    assert_int_equal(f->res[0].status, 200);
     assert_int_equal(f->nseen, 1);
     seen_req *s = &f->seen[0];
     assert_string_equal(s->method, "GET");
     assert_string_equal(s->path, "/echo");
+    assert_string_equal(s->query, "name=a%20b&x=1%2B2&sp=c+d&amp=%26%3D&flag");
     assert_string_equal(s->authorization, "Bearer apt_secret");
     assert_string_equal(s->content_type, "application/json");
     assert_string_equal(s->peer, "127.0.0.1");
@@ -299,187 +407,520 @@ static void get_delivers_query_and_authorization(void **state)
     assert_string_equal(v, "&=");
     assert_int_equal(https_query_param(s->query, "flag", v, sizeof v), 0);
     assert_string_equal(v, "");
-    assert_int_equal(https_query_param(s->query, "nope", v, sizeof v), -1);
 }
-
-/* ---- POST bodies ---- */
 
 #define BODY_300K (300u * 1024)
 
-static void client_post_big(fixture *f)
-{
-    char *b = malloc(BODY_300K);
-    fill_pattern(b, BODY_300K, 1);
-    request(NULL, &f->res[0], "POST", f->port[0], "/echo", NULL, b, BODY_300K);
-    request(NULL, &f->res[1], "PUT", f->port[0], "/echo", NULL, "{\"a\":1}", 7);
-    free(b);
-}
-
-/* A 300 KiB POST body reaches the handler byte for byte (and comes back intact in the response); a PUT body
- * too. */
-static void post_body_arrives_intact(void **state)
+/* A 300 KiB POST body reaches the handler byte for byte and comes back intact; a 2 MiB response arrives whole;
+ * the status and content type a handler sets reach the client, and its own 404 goes out as a JSON error. */
+static void bodies_and_big_responses_arrive_intact(void **state)
 {
     fixture *f = *state;
     start_server(f, 0, 0);
-    run(f, client_post_big);
+    serve(f);
+    char *b = malloc(BODY_300K);
+    fill_pattern(b, BODY_300K, 1);
+    char head[128];
+    snprintf(head, sizeof head, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n", BODY_300K);
+    client c;
+    reply r = { 0 };
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, head) && cli_send(&c, b, BODY_300K));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, BODY_300K);
+    assert_memory_equal(r.body.data, b, BODY_300K);
 
-    char *want = malloc(BODY_300K);
-    fill_pattern(want, BODY_300K, 1);
-    assert_int_equal(f->nseen, 2);
-    assert_string_equal(f->seen[0].method, "POST");
-    assert_int_equal(f->seen[0].body_len, BODY_300K);
-    assert_memory_equal(f->seen[0].body, want, BODY_300K);
-    assert_int_equal(f->seen[0].body[BODY_300K], '\0');
-    assert_int_equal(f->res[0].status, 200);
-    assert_int_equal(f->res[0].body.len, BODY_300K);
-    assert_memory_equal(f->res[0].body.data, want, BODY_300K);
-    assert_string_equal(f->seen[1].method, "PUT");
-    assert_string_equal(f->seen[1].body, "{\"a\":1}");
-    assert_int_equal(f->res[1].status, 200);
+    assert_true(cli_puts(&c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    size_t n = 2u << 20;
+    char *want = malloc(n);
+    fill_pattern(want, n, 3);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.ctype, "application/json");
+    assert_int_equal(r.body.len, n);
+    assert_memory_equal(r.body.data, want, n);
     free(want);
-}
 
-static void client_oversized(fixture *f)
-{
-    CURL *e = curl_easy_init();
-    char *b = malloc(5000);
-    fill_pattern(b, 5000, 2);
-    request(e, &f->res[0], "POST", f->port[0], "/echo", NULL, b, 5000);
-    request(e, &f->res[1], "POST", f->port[0], "/echo", NULL, b, 1000); /* at the limit: accepted */
+    assert_true(cli_puts(&c, "GET /text HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.ctype, "text/plain");
+    assert_string_equal(r.body.data, "created");
+
+    assert_true(cli_puts(&c, "DELETE /missing HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.body.data, "{\"error\":\"no such path\"}");
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+
+    assert_int_equal(f->nseen, 4);
+    assert_int_equal(f->seen[0].body_len, BODY_300K);
+    assert_memory_equal(f->seen[0].body, b, BODY_300K);
+    assert_int_equal(f->seen[0].body[BODY_300K], '\0');
+    assert_string_equal(f->seen[3].method, "DELETE");
     free(b);
-    curl_easy_cleanup(e);
 }
 
-/* A body above max_body is answered 413 without reaching the handler, and the connection still serves the next
- * request; a body of exactly max_body is accepted. */
-static void oversized_body_gets_413_without_handler(void **state)
+/* Two requests on one keep-alive connection each get their own answer, and the handler sees each body alone:
+ * nothing of the first request is left over for the second. */
+static void keepalive_connection_serves_one_request_after_another(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    exchange(&c, f->port[0], "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nfirst-body", &r);
+    assert_string_equal(r.body.data, "first-body");
+    assert_string_equal(r.connection, "");
+    assert_true(cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n2nd"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "2nd");
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+
+    assert_int_equal(f->nseen, 2);
+    assert_int_equal(f->seen[1].body_len, 3);
+    assert_string_equal(f->seen[1].body, "2nd");
+}
+
+/* Requests sent back to back in one write are all answered, in the order they were sent. */
+static void pipelined_requests_are_answered_in_order(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none"
+                             "GET /text HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\n"
+                             "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_string_equal(r.body.data, "one");
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 201);
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_string_equal(r.body.data, "two");
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 404);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+    assert_int_equal(f->nseen, 4);
+}
+
+/* A chunked body — with chunk extensions and a trailer, arriving in pieces — reaches the handler reassembled. */
+static void chunked_body_is_reassembled(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    static const char *const pieces[] = {
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n4;ext=1\r\nWi",
+        "ki\r\n5\r\npedia\r",
+        "\nE\r\n in\r\n\r\nchunks.\r\n0",
+        "\r\nX-Trailer: y\r\n",
+        "\r\n",
+    };
+    client c;
+    reply r = { 0 };
+    assert_true(cli_open(&c, f->port[0]));
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        assert_true(cli_puts(&c, pieces[i]));
+        usleep(10000); /* each piece its own read on the server */
+    }
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "Wikipedia in\r\n\r\nchunks.");
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+    assert_int_equal(f->nseen, 1);
+    assert_int_equal(f->seen[0].body_len, 23);
+}
+
+/* "Expect: 100-continue" (what libcurl sends before a larger body) is answered with 100 Continue at once, and
+ * the body sent after it gets the real answer. */
+static void expect_continue_gets_100_then_the_answer(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+    double t0 = now_ms();
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 100);
+    assert_true(now_ms() - t0 < 1000); /* not after a client's usual one-second wait */
+    assert_true(cli_puts(&c, "hello"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "hello");
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+    assert_int_equal(f->nseen, 1);
+}
+
+/* ---- what the server refuses ---- */
+
+/* A body over max_body is answered 413 without reaching the handler and the connection is closed, whether it is
+ * announced by Content-Length (with or without Expect: then no 100 comes first) or grows chunk by chunk; a body
+ * of exactly max_body is accepted. */
+static void oversized_body_gets_413_without_the_handler(void **state)
 {
     fixture *f = *state;
     start_server(f, 0, 1000);
-    run(f, client_oversized);
+    serve(f);
+    char *b = malloc(5000);
+    fill_pattern(b, 5000, 2);
+    client c;
+    reply r = { 0 };
 
-    assert_int_equal(f->res[0].status, 413);
-    assert_non_null(strstr(f->res[0].body.data, "\"error\""));
-    assert_int_equal(f->res[1].status, 200);
+    exchange(&c, f->port[0], "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", &r);
+    assert_int_equal(r.status, 413);
+    assert_non_null(strstr(r.body.data, "larger than 1000 bytes"));
+    assert_string_equal(r.connection, "close");
+    assert_true(cli_closed(&c));
+    cli_close(&c);
+
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"));
+    assert_true(cli_send(&c, b, 5000)); /* the client sends it all before it reads */
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 413);
+    assert_true(cli_closed(&c));
+    cli_close(&c);
+
+    exchange(&c, f->port[0], "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
+             &r);
+    assert_int_equal(r.status, 413);
+    cli_close(&c);
+
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n"));
+    assert_true(cli_send(&c, b, 600) && cli_puts(&c, "\r\n258\r\n") && cli_send(&c, b, 600));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 413);
+    assert_true(cli_closed(&c));
+    cli_close(&c);
+
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"));
+    assert_true(cli_send(&c, b, 1000));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 1000);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    free(b);
+    finish(f);
+
     assert_int_equal(f->nseen, 1);
     assert_int_equal(f->seen[0].body_len, 1000);
 }
 
-/* ---- responses ---- */
-
-static void client_big(fixture *f)
-{
-    request(NULL, &f->res[0], "GET", f->port[0], "/big", NULL, NULL, 0);
-    request(NULL, &f->res[1], "GET", f->port[0], "/text", NULL, NULL, 0);
-    request(NULL, &f->res[2], "DELETE", f->port[0], "/missing", NULL, NULL, 0);
-}
-
-/* A 2 MiB response body arrives intact; the status and content type the handler set reach the client, and the
- * handler's own 404 is sent as a JSON error. */
-static void large_response_and_handler_status_arrive(void **state)
+/* A request head over 16 KiB is answered 431 and the connection closed; one just under the limit is served. */
+static void huge_head_gets_431(void **state)
 {
     fixture *f = *state;
     start_server(f, 0, 0);
-    run(f, client_big);
+    serve(f);
+    size_t n = 20000;
+    char *h = malloc(n + 128);
+    int k = snprintf(h, n + 128, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(h + k, 'a', n);
+    strcpy(h + k + n, "\r\n\r\n");
+    client c;
+    reply r = { 0 };
+    exchange(&c, f->port[0], h, &r);
+    assert_int_equal(r.status, 431);
+    assert_string_equal(r.connection, "close");
+    assert_true(cli_closed(&c));
+    cli_close(&c);
 
-    size_t n = 2u << 20;
-    char *want = malloc(n);
-    fill_pattern(want, n, 3);
-    assert_int_equal(f->res[0].status, 200);
-    assert_string_equal(f->res[0].ctype, "application/json");
-    assert_int_equal(f->res[0].body.len, n);
-    assert_memory_equal(f->res[0].body.data, want, n);
-    free(want);
-    assert_int_equal(f->res[1].status, 201);
-    assert_string_equal(f->res[1].ctype, "text/plain");
-    assert_string_equal(f->res[1].body.data, "created");
-    assert_int_equal(f->res[2].status, 404);
-    assert_string_equal(f->res[2].body.data, "{\"error\":\"no such path\"}");
-    assert_string_equal(f->seen[2].method, "DELETE");
-}
-
-static void client_keepalive(fixture *f)
-{
-    CURL *e = curl_easy_init();
-    long conns = -1;
-    request(e, &f->res[0], "POST", f->port[0], "/echo", NULL, "first-body", 10);
-    request(e, &f->res[1], "POST", f->port[0], "/echo", NULL, "2nd", 3);
-    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
-    f->aux = (int)conns;
-    curl_easy_cleanup(e);
-}
-
-/* Two requests on one keep-alive connection each get their own body: per-connection state is reset between
- * transactions. */
-static void keepalive_connection_starts_each_request_clean(void **state)
-{
-    fixture *f = *state;
-    start_server(f, 0, 0);
-    run(f, client_keepalive);
-
-    assert_int_equal(f->aux, 0); /* the second request opened no new connection */
-    assert_string_equal(f->res[0].body.data, "first-body");
-    assert_string_equal(f->res[1].body.data, "2nd");
-    assert_int_equal(f->seen[1].body_len, 3);
-}
-
-static void client_unsupported(fixture *f)
-{
-    request(NULL, &f->res[0], "POST-CHUNKED", f->port[0], "/echo", NULL, "{\"a\":1}", 7);
-    request(NULL, &f->res[1], "HEAD", f->port[0], "/echo", NULL, NULL, 0);
-    request(NULL, &f->res[2], "GET", f->port[0], "/echo", NULL, NULL, 0);
-}
-
-/* What the server cannot take is refused without reaching the handler: a chunked upload (lws 4.1 does not
- * decode those) gets 411, a method outside GET/POST/PUT/PATCH/DELETE/OPTIONS gets 405; the server carries on. */
-static void unsupported_requests_are_refused(void **state)
-{
-    fixture *f = *state;
-    start_server(f, 0, 0);
-    run(f, client_unsupported);
-
-    assert_int_equal(f->res[0].status, 411);
-    assert_non_null(strstr(f->res[0].body.data, "Content-Length"));
-    assert_int_equal(f->res[1].status, 405);
-    assert_int_equal(f->res[2].status, 200);
+    n = 16 * 1024 - 64; /* the whole head stays within 16 KiB */
+    k = snprintf(h, n + 128, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(h + k, 'a', n - (size_t)k);
+    strcpy(h + n, "\r\n\r\n");
+    exchange(&c, f->port[0], h, &r);
+    assert_int_equal(r.status, 200);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    free(h);
+    finish(f);
     assert_int_equal(f->nseen, 1);
-    assert_string_equal(f->seen[0].method, "GET");
 }
 
-static void client_quit(fixture *f)
+/* Malformed requests never reach the handler: each is answered with its status (400 for a broken request line
+ * or header, 501 for a transfer coding other than chunked, 505 for another HTTP version) and the connection is
+ * closed. */
+static void malformed_requests_are_refused_and_closed(void **state)
 {
-    request(NULL, &f->res[0], "GET", f->port[0], "/quit", NULL, NULL, 0);
-    request(NULL, &f->res[1], "GET", f->port[0], "/echo", NULL, NULL, 0);
+    static const struct {
+        const char *request;
+        int         status;
+    } cases[] = {
+        { "hello\r\n\r\n", 400 },
+        { "GET / HTTP/1.1 extra\r\n\r\n", 400 },
+        { "GET /a b HTTP/1.1\r\n\r\n", 400 },
+        { "GET nopath HTTP/1.1\r\n\r\n", 400 },
+        { "GET / HTTP/1.1\r\nNo colon here\r\n\r\n", 400 },
+        { "GET / HTTP/1.1\r\nName : v\r\n\r\n", 400 },
+        { "GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400 },
+        { "GET / HTTP/1.1\r\nA: b\x01\r\n\r\n", 400 },
+        { "GET /%00 HTTP/1.1\r\n\r\n", 400 },
+        { "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", 400 },
+        { "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400 },
+        { "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
+        { "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400 },
+        { "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n", 400 },
+        { "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501 },
+        { "GET / HTTP/2.0\r\n\r\n", 505 },
+    };
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        client c;
+        reply r = { 0 };
+        exchange(&c, f->port[0], cases[i].request, &r);
+        if (r.status != cases[i].status)
+            fprintf(stderr, "case %zu: got %d\n", i, r.status);
+        assert_int_equal(r.status, cases[i].status);
+        assert_non_null(strstr(r.body.data, "\"error\""));
+        assert_string_equal(r.connection, "close");
+        assert_true(cli_closed(&c));
+        cli_close(&c);
+        strbuf_free(&r.body);
+    }
+    /* a binary NUL in a header line */
+    client c;
+    reply r = { 0 };
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_send(&c, "GET / HTTP/1.1\r\nA: \0\r\n\r\n", 24));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 400);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+    assert_int_equal(f->nseen, 0);
 }
 
-/* The handler may free its own server: its connection is dropped (the response is not sent), later requests
- * find no server, and the loop finishes. */
+/* The handler's response is checked: a status outside 200..599 or a content type that would inject header lines
+ * gives 500 instead. */
+static void invalid_handler_responses_become_500(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    exchange(&c, f->port[0], "GET /bad-status HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    assert_int_equal(r.status, 500);
+    assert_true(cli_puts(&c, "GET /bad-ctype HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 500);
+    assert_string_equal(r.ctype, "application/json");
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+}
+
+/* ---- connection handling ---- */
+
+/* HEAD is answered with the head GET would get — status, content type and Content-Length — and no body (the next
+ * response on the connection starts right after it); the handler sees it as GET. */
+static void head_is_answered_without_a_body(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, "HEAD /text HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, true), 0);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.ctype, "text/plain");
+    assert_int_equal(r.clen, 7);
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.clen, 0);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+    assert_int_equal(f->nseen, 2);
+    assert_string_equal(f->seen[0].method, "GET");
+    assert_string_equal(f->seen[0].path, "/text");
+}
+
+/* "Connection: close" ends the connection after the response (which says so), as does HTTP/1.0 unless the client
+ * asks for keep-alive, in which case the connection serves the next request. */
+static void connection_close_and_http10_are_honoured(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    exchange(&c, f->port[0], "GET /text HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.connection, "close");
+    assert_true(cli_closed(&c));
+    cli_close(&c);
+
+    exchange(&c, f->port[0], "GET /text HTTP/1.0\r\n\r\n", &r);
+    assert_int_equal(r.status, 201);
+    assert_true(cli_closed(&c));
+    cli_close(&c);
+
+    exchange(&c, f->port[0], "GET /text HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &r);
+    assert_string_equal(r.connection, "keep-alive");
+    assert_true(cli_puts(&c, "GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
+    assert_int_equal(f->nseen, 4);
+}
+
+/* A connection that says nothing, one that stops in the middle of a head, and an idle keep-alive connection are
+ * closed once the idle timeout has passed — not before; a slow reader of a big response is not cut off while the
+ * response is being written. */
+static void idle_and_slow_connections_are_closed_after_the_timeout(void **state)
+{
+    fixture *f = *state;
+    https_set_idle_timeout(listen_on(f, 0, "127.0.0.1", 0), 300);
+    serve(f);
+    client silent, partial, kept, slow;
+    reply r = { 0 };
+    double t0 = now_ms();
+    assert_true(cli_open(&silent, f->port[0]));
+    assert_true(cli_open(&partial, f->port[0]));
+    assert_true(cli_puts(&partial, "GET /echo HTTP/1.1\r\nHo"));
+    assert_true(cli_closed(&silent));
+    assert_true(cli_closed(&partial));
+    double waited = now_ms() - t0;
+    assert_true(waited >= 250);
+    assert_true(waited < 4000);
+    cli_close(&silent);
+    cli_close(&partial);
+
+    exchange(&kept, f->port[0], "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    t0 = now_ms();
+    assert_true(cli_closed(&kept));
+    assert_true(now_ms() - t0 >= 250);
+    cli_close(&kept);
+
+    assert_true(cli_open_at(&slow, "127.0.0.1", f->port[0], 32768));
+    assert_true(cli_puts(&slow, "GET /big?mb=8 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    usleep(1000 * 1000); /* well past the timeout, with megabytes still unsent */
+    assert_int_equal(cli_reply(&slow, &r, false), 0);
+    assert_int_equal(r.body.len, 8u << 20);
+    cli_close(&slow);
+    strbuf_free(&r.body);
+    finish(f);
+}
+
+#define CONN_LIMIT 512
+
+/* Up to 512 connections are held at once; one more is closed as soon as it is accepted, and once a connection
+ * has gone a new one is served again. */
+static void connections_over_the_limit_are_closed_at_once(void **state)
+{
+    fixture *f = *state;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 2 * CONN_LIMIT + 64) { /* both ends live in this process */
+        rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+        if (rl.rlim_cur < 2 * CONN_LIMIT + 64 || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            skip();
+    }
+    start_server(f, 0, 0);
+    serve(f);
+    client *c = calloc(CONN_LIMIT + 1, sizeof *c);
+    reply r = { 0 };
+    for (int i = 0; i < CONN_LIMIT; i++)
+        assert_true(cli_open(&c[i], f->port[0]));
+    /* connections are accepted in order: once the last is answered, all of them are in */
+    assert_true(cli_puts(&c[CONN_LIMIT - 1], "GET /text HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c[CONN_LIMIT - 1], &r, false), 0);
+    assert_int_equal(r.status, 201);
+
+    double t0 = now_ms();
+    assert_true(cli_open(&c[CONN_LIMIT], f->port[0]));
+    assert_true(cli_closed(&c[CONN_LIMIT]));
+    assert_true(now_ms() - t0 < 2000);
+    cli_close(&c[CONN_LIMIT]);
+
+    cli_close(&c[0]);
+    bool served = false;
+    for (int tries = 0; tries < 200 && !served; tries++) { /* until the server has seen c[0] go */
+        assert_true(cli_open(&c[CONN_LIMIT], f->port[0]));
+        served = cli_puts(&c[CONN_LIMIT], "GET /text HTTP/1.1\r\nHost: x\r\n\r\n") &&
+                 cli_reply(&c[CONN_LIMIT], &r, false) == 0 && r.status == 201;
+        cli_close(&c[CONN_LIMIT]);
+        if (!served)
+            usleep(10000);
+    }
+    assert_true(served);
+    for (int i = 1; i < CONN_LIMIT; i++)
+        cli_close(&c[i]);
+    free(c);
+    strbuf_free(&r.body);
+    finish(f);
+}
+
+/* The handler may free its own server: that request's connection is closed unanswered, the port stops
+ * listening, and the loop finishes. */
 static void handler_may_free_its_server(void **state)
 {
     fixture *f = *state;
     start_server(f, 0, 0);
-    run(f, client_quit);
-
+    serve(f);
+    client c;
+    reply r = { 0 };
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, "GET /quit HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), -1);
+    cli_close(&c);
+    assert_false(cli_open(&c, f->port[0])); /* refused */
+    finish(f);
     assert_int_equal(f->nseen, 1);
     assert_string_equal(f->seen[0].path, "/quit");
-    assert_int_equal(f->res[0].status, -1); /* its own connection is dropped with the server */
-    assert_int_equal(f->res[1].status, -1); /* connection refused */
 }
 
-/* ---- connections that go away, servers that go away ---- */
-
-static void client_abandons_body(fixture *f)
+/* https_free drops open connections — one in the middle of a body among them — and the loop then runs to
+ * completion with no handle left. */
+static void free_drops_open_connections(void **state)
 {
-    int fd = raw_connect(f->port[0]);
-    char req[256], junk[1000];
-    int n = snprintf(req, sizeof req,
-                     "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 100000\r\n\r\n");
-    memset(junk, 'x', sizeof junk);
-    f->aux = write(fd, req, (size_t)n) == n && write(fd, junk, sizeof junk) == (ssize_t)sizeof junk;
-    usleep(20000); /* let the server take the partial body in before the hang-up */
-    close(fd);
-    request(NULL, &f->res[0], "GET", f->port[0], "/echo", NULL, NULL, 0);
+    fixture *f = *state;
+    start_server(f, 0, 0);
+    serve(f);
+    client c, idle;
+    reply r = { 0 };
+    assert_true(cli_open(&idle, f->port[0]));
+    exchange(&c, f->port[0], "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    assert_true(cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n0123456789"));
+    usleep(20000); /* let the server take the partial body in */
+    finish(f);
+    assert_true(cli_closed(&c));
+    assert_true(cli_closed(&idle));
+    cli_close(&c);
+    cli_close(&idle);
+    strbuf_free(&r.body);
+    assert_int_equal(f->nseen, 1);
 }
 
 /* A client that hangs up in the middle of its body never reaches the handler, and the server carries on. (The
@@ -488,57 +929,44 @@ static void client_gone_mid_body_is_dropped(void **state)
 {
     fixture *f = *state;
     start_server(f, 0, 0);
-    run(f, client_abandons_body);
-
-    assert_int_equal(f->aux, 1);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    char junk[1000];
+    memset(junk, 'x', sizeof junk);
+    assert_true(cli_open(&c, f->port[0]));
+    assert_true(cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"));
+    assert_true(cli_send(&c, junk, sizeof junk));
+    usleep(20000);
+    cli_close(&c);
+    exchange(&c, f->port[0], "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
     assert_int_equal(f->nseen, 1);
     assert_string_equal(f->seen[0].method, "GET");
-    assert_int_equal(f->res[0].status, 200);
 }
 
-static void client_holds_connection(fixture *f)
-{
-    int fd = raw_connect(f->port[0]);
-    const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n0123456789";
-    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
-        f->aux = 99;
-    usleep(20000);
-    uv_async_send(&f->done); /* free the server while this connection is open */
-    char buf[64];
-    if (f->aux != 99)
-        f->aux = (int)read(fd, buf, sizeof buf); /* the server must hang up: 0 (or -1 on reset), not a timeout */
-    close(fd);
-}
+/* ---- listening ---- */
 
-/* https_free drops open connections, and the loop then runs to completion with no handle left. */
-static void free_drops_open_connections(void **state)
-{
-    fixture *f = *state;
-    start_server(f, 0, 0);
-    run(f, client_holds_connection);
-
-    assert_true(f->aux <= 0);
-    assert_int_equal(f->nseen, 0);
-}
-
-static void client_two(fixture *f)
-{
-    request(NULL, &f->res[0], "GET", f->port[0], "/echo?s=0", NULL, NULL, 0);
-    request(NULL, &f->res[1], "GET", f->port[1], "/echo?s=1", NULL, NULL, 0);
-}
-
-/* Two servers share one loop, each with its own port and handler argument; freeing both leaves the loop able to
- * finish. */
-static void two_servers_share_a_loop(void **state)
+/* Two servers with port 0 on one loop get ports of their own, each with its own handler argument; freeing both
+ * lets the loop finish. */
+static void port_zero_gives_each_server_its_own_port(void **state)
 {
     fixture *f = *state;
     start_server(f, 0, 0);
     start_server(f, 1, 0);
     assert_int_not_equal(f->port[0], f->port[1]);
-    run(f, client_two);
-
-    assert_int_equal(f->res[0].status, 200);
-    assert_int_equal(f->res[1].status, 200);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    exchange(&c, f->port[0], "GET /echo?s=0 HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    cli_close(&c);
+    exchange(&c, f->port[1], "GET /echo?s=1 HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    cli_close(&c);
+    strbuf_free(&r.body);
+    finish(f);
     assert_int_equal(f->nseen, 2);
     assert_string_equal(f->seen[0].query, "s=0");
     assert_int_equal(f->seen[0].server, 0);
@@ -546,28 +974,8 @@ static void two_servers_share_a_loop(void **state)
     assert_int_equal(f->seen[1].server, 1);
 }
 
-static void client_many_fds(fixture *f)
-{
-    int fds[300];
-    for (int i = 0; i < 300; i++)
-        fds[i] = dup(2);
-    request(NULL, &f->res[0], "GET", f->port[0], "/text", NULL, NULL, 0);
-    for (int i = 0; i < 300; i++)
-        close(fds[i]);
-}
-
-/* A connection whose fd number is above the server's fd limit (256) is still served: lws's small fd table is
- * searched, not indexed. */
-static void high_fd_numbers_are_served(void **state)
-{
-    fixture *f = *state;
-    start_server(f, 0, 0);
-    run(f, client_many_fds);
-    assert_int_equal(f->res[0].status, 201);
-}
-
-/* A server freed without ever serving lets its loop finish: no lws handle stays behind, and a second free of
- * another server created afterwards on the same loop works too. */
+/* A server freed without ever serving lets its loop finish, and another created afterwards on the same loop
+ * does too. */
 static void freed_server_lets_loop_finish(void **state)
 {
     fixture *f = *state;
@@ -579,11 +987,12 @@ static void freed_server_lets_loop_finish(void **state)
     start_server(f, 1, 0);
     https_free(f->srv[1]);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    f->finished = true;
     assert_int_equal(uv_loop_close(&f->loop), 0);
 }
 
-/* Listening on a port that is taken fails with a message naming the address and the reason, and leaves nothing
- * on the loop. */
+/* Listening on a port that is taken fails with a message naming the address and the reason — the same one
+ * https_probe gives — and leaves nothing on the loop; once the port is free, the probe passes. */
 static void busy_port_is_reported(void **state)
 {
     fixture *f = *state;
@@ -596,118 +1005,71 @@ static void busy_port_is_reported(void **state)
     getsockname(fd, (struct sockaddr *)&sa, &sl);
     int port = ntohs(sa.sin_port);
 
-    char err[256], want[64];
-    arg_slot[0] = f;
-    https_opts o = { .host = "127.0.0.1", .port = port, .handler = handler, .arg = &arg_slot[0] };
-    lws_set_log_level(0, NULL); /* lws reports the failed bind on stderr itself */
+    char err[256], perr[256], want[96];
+    f->args[0] = (srv_arg){ f, 0 };
+    https_opts o = { .host = "127.0.0.1", .port = port, .handler = handler, .arg = &f->args[0] };
     assert_null(https_listen(&f->loop, &o, err, sizeof err));
-    lws_set_log_level(LLL_ERR, NULL);
-    snprintf(want, sizeof want, "cannot listen on 127.0.0.1:%d: ", port);
-    assert_non_null(strstr(err, want));
-    assert_non_null(strstr(err, "in use"));
+    snprintf(want, sizeof want, "cannot listen on 127.0.0.1:%d: Address already in use", port);
+    assert_string_equal(err, want);
+    assert_int_equal(https_probe("127.0.0.1", port, perr, sizeof perr), -1);
+    assert_string_equal(perr, want);
+    assert_int_equal(https_probe(NULL, port, perr, sizeof perr), -1); /* every address includes this one */
     close(fd);
+    assert_int_equal(https_probe("127.0.0.1", port, perr, sizeof perr), 0);
 
     uv_close((uv_handle_t *)&f->done, NULL);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    f->finished = true;
     assert_int_equal(uv_loop_close(&f->loop), 0);
 }
 
-/* "0.0.0.0" binds every interface (the agent's default listen address, which the server hands lws as "no
- * interface" to spare it two interface listings): a request to the loopback address is answered. */
-static void all_interfaces_are_served(void **state)
+static bool have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* No host means every address: IPv4 clients are served (and show as "127.0.0.1", not as IPv4-mapped IPv6), and
+ * IPv6 ones where the system has IPv6. A loopback alias such as 127.0.0.5 and an IPv6 literal bind as given. */
+static void every_address_aliases_and_ipv6_literals_are_served(void **state)
 {
     fixture *f = *state;
-    char err[256];
-    arg_slot[0] = f;
-    https_opts o = { .host = "0.0.0.0", .port = 0, .handler = handler, .arg = &arg_slot[0] };
-    f->srv[0] = https_listen(&f->loop, &o, err, sizeof err);
-    assert_non_null(f->srv[0]);
-    f->port[0] = https_port(f->srv[0]);
-    assert_true(f->port[0] > 0);
-    run(f, client_get);
-    assert_int_equal(f->res[0].status, 200);
+    bool v6 = have_ipv6_loopback();
+    listen_on(f, 0, NULL, 0);
+    listen_on(f, 1, v6 ? "[::1]" : "127.0.0.5", 0);
+    serve(f);
+    client c;
+    reply r = { 0 };
+    assert_true(cli_open_at(&c, "127.0.0.1", f->port[0], 0));
+    assert_true(cli_puts(&c, "GET /echo?via=v4 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    cli_close(&c);
+    if (v6) {
+        assert_true(cli_open_at(&c, "::1", f->port[0], 0));
+        assert_true(cli_puts(&c, "GET /echo?via=v6 HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert_int_equal(cli_reply(&c, &r, false), 0);
+        cli_close(&c);
+    }
+    assert_true(cli_open_at(&c, v6 ? "::1" : "127.0.0.5", f->port[1], 0));
+    assert_true(cli_puts(&c, "GET /echo?via=literal HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_int_equal(cli_reply(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    cli_close(&c);
+    assert_false(cli_open_at(&c, v6 ? "127.0.0.1" : "127.0.0.6", f->port[1], 0)); /* bound to that one only */
+    strbuf_free(&r.body);
+    finish(f);
+
+    assert_int_equal(f->nseen, v6 ? 3 : 2);
     assert_string_equal(f->seen[0].peer, "127.0.0.1");
-}
+    if (v6)
+        assert_string_equal(f->seen[1].peer, "::1");
 
-/* ---- on a shared context ---- */
-
-/* Two servers on one shared context: no context of their own (the share's /dev/urandom descriptor is the only
- * one), each answers on its own port with its own handler argument, and once both are freed and the share's
- * last reference is dropped the loop runs to completion. */
-static void servers_on_a_share_answer_without_a_context_each(void **state)
-{
-    fixture *f = *state;
-    int before = lwsfds_urandom(0);
-    f->share = lwsloop_share_new(&f->loop, 0);
-    assert_non_null(f->share);
-    start_server(f, 0, 0);
-    start_server(f, 1, 0);
-    assert_int_equal(lwsfds_urandom(0), before + 1);
-    run(f, client_two);
-
-    assert_int_equal(f->res[0].status, 200);
-    assert_int_equal(f->res[1].status, 200);
-    assert_int_equal(f->nseen, 2);
-    assert_int_equal(f->seen[0].server, 0);
-    assert_int_equal(f->seen[1].server, 1);
-}
-
-static void client_quit_shared(fixture *f)
-{
-    request(NULL, &f->res[0], "GET", f->port[0], "/quit", NULL, NULL, 0);
-    request(NULL, &f->res[1], "GET", f->port[0], "/echo", NULL, NULL, 0);
-    request(NULL, &f->res[2], "GET", f->port[1], "/text", NULL, NULL, 0);
-}
-
-/* A server on a share freed from inside its handler still answers that request; while the share lives on (the
- * other server uses it) its port answers 503 without reaching the handler, the other server is untouched, and the
- * freed server's memory goes with the context (the sanitizer build checks). */
-static void a_server_freed_on_a_share_answers_503_until_the_share_goes(void **state)
-{
-    fixture *f = *state;
-    f->share = lwsloop_share_new(&f->loop, 0);
-    assert_non_null(f->share);
-    start_server(f, 0, 0);
-    start_server(f, 1, 0);
-    run(f, client_quit_shared);
-
-    assert_int_equal(f->res[0].status, 200);
-    assert_string_equal(f->res[0].body.data, "bye");
-    assert_int_equal(f->res[1].status, 503);
-    assert_int_equal(f->res[2].status, 201);
-    assert_int_equal(f->nseen, 2);
-    assert_string_equal(f->seen[0].path, "/quit");
-    assert_string_equal(f->seen[1].path, "/text");
-}
-
-/* A listen that fails on a share (port taken) reports it and leaves the share sound: a server started on it next
- * listens and answers, and the loop still finishes. */
-static void a_failed_listen_leaves_the_share_sound(void **state)
-{
-    fixture *f = *state;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t sl = sizeof sa;
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(fd, 1), 0);
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-
-    f->share = lwsloop_share_new(&f->loop, 0);
-    assert_non_null(f->share);
-    char err[256];
-    arg_slot[0] = f;
-    https_opts o = { .host = "127.0.0.1", .port = ntohs(sa.sin_port), .handler = handler, .arg = &arg_slot[0] };
-    lws_set_log_level(0, NULL);
-    assert_null(https_listen_shared(f->share, &o, err, sizeof err));
-    lws_set_log_level(LLL_ERR, NULL);
-    assert_non_null(strstr(err, "in use"));
-    close(fd);
-
-    start_server(f, 0, 0);
-    run(f, client_get);
-    assert_int_equal(f->res[0].status, 200);
-    assert_int_equal(f->nseen, 1);
+    /* an alias on its own */
+    assert_int_equal(https_probe("127.0.0.5", 0, NULL, 0), 0);
 }
 
 /* ---- helpers ---- */
@@ -759,30 +1121,30 @@ static void reply_error_is_json(void **state)
 
 int main(void)
 {
-    lws_set_log_level(LLL_ERR, NULL);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(get_delivers_query_and_authorization, setup, teardown),
-        cmocka_unit_test_setup_teardown(post_body_arrives_intact, setup, teardown),
-        cmocka_unit_test_setup_teardown(oversized_body_gets_413_without_handler, setup, teardown),
-        cmocka_unit_test_setup_teardown(large_response_and_handler_status_arrive, setup, teardown),
-        cmocka_unit_test_setup_teardown(keepalive_connection_starts_each_request_clean, setup, teardown),
-        cmocka_unit_test_setup_teardown(unsupported_requests_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(get_reaches_the_handler_with_its_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(bodies_and_big_responses_arrive_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(keepalive_connection_serves_one_request_after_another, setup, teardown),
+        cmocka_unit_test_setup_teardown(pipelined_requests_are_answered_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(chunked_body_is_reassembled, setup, teardown),
+        cmocka_unit_test_setup_teardown(expect_continue_gets_100_then_the_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(oversized_body_gets_413_without_the_handler, setup, teardown),
+        cmocka_unit_test_setup_teardown(huge_head_gets_431, setup, teardown),
+        cmocka_unit_test_setup_teardown(malformed_requests_are_refused_and_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(invalid_handler_responses_become_500, setup, teardown),
+        cmocka_unit_test_setup_teardown(head_is_answered_without_a_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(connection_close_and_http10_are_honoured, setup, teardown),
+        cmocka_unit_test_setup_teardown(idle_and_slow_connections_are_closed_after_the_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(connections_over_the_limit_are_closed_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(handler_may_free_its_server, setup, teardown),
-        cmocka_unit_test_setup_teardown(client_gone_mid_body_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(free_drops_open_connections, setup, teardown),
-        cmocka_unit_test_setup_teardown(two_servers_share_a_loop, setup, teardown),
-        cmocka_unit_test_setup_teardown(high_fd_numbers_are_served, setup, teardown),
+        cmocka_unit_test_setup_teardown(client_gone_mid_body_is_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(port_zero_gives_each_server_its_own_port, setup, teardown),
         cmocka_unit_test_setup_teardown(freed_server_lets_loop_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(busy_port_is_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(all_interfaces_are_served, setup, teardown),
-        cmocka_unit_test_setup_teardown(servers_on_a_share_answer_without_a_context_each, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_server_freed_on_a_share_answers_503_until_the_share_goes, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_failed_listen_leaves_the_share_sound, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_address_aliases_and_ipv6_literals_are_served, setup, teardown),
         cmocka_unit_test(query_param_decodes),
         cmocka_unit_test(reply_error_is_json),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    curl_global_cleanup();
-    return rc;
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

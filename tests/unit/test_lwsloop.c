@@ -26,7 +26,6 @@
 
 #include "iac/lwsloop.h"
 
-#include "lwsfds.h"
 
 #define MAX_PIPES 32
 
@@ -49,8 +48,6 @@ typedef struct {
     int        pipes[MAX_PIPES][2];
     ino_t      ino[MAX_PIPES];
     int        n_pipes;
-    /* shares */
-    char       order[8];         /* users whose done ran, in order */
 } fixture;
 
 static void watchdog_cb(uv_timer_t *t)
@@ -297,112 +294,12 @@ static void an_fd_opened_after_the_destroy_starts_is_left_alone(void **state)
     }
 }
 
-/* ---- shared contexts ---- */
-
-typedef struct {
-    fixture *f;
-    char     name;
-} share_user;
-
-static void user_done(void *arg)
-{
-    share_user *u = arg;
-    size_t n = strlen(u->f->order);
-    u->f->order[n] = u->name;
-    on_done(u->f);
-}
-
-static bool port_accepts(int port)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool ok;
-
-    assert_true(fd >= 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
-    return ok;
-}
-
-/* A share lives until its last user lets go: with two of its three references dropped, a listener on it still
- * accepts and no done callback has run; the last one destroys it (the port refuses connections), and only then do
- * the done callbacks run, in the order the references were dropped. Nothing is left behind. */
-static void a_share_lives_until_its_last_user_lets_go(void **state)
-{
-    fixture *f = *state;
-    share_user a = { f, 'a' }, b = { f, 'b' }, c = { f, 'c' };
-    struct lws_context_creation_info info;
-    lwsloop_share *sh = lwsloop_share_new(&f->loop, 0);
-    struct lws_vhost *vh;
-    int port;
-
-    assert_non_null(sh);
-    assert_ptr_equal(lwsloop_share_loop(sh), &f->loop);
-    assert_int_equal(lwsloop_share_ref(sh), 0);
-    assert_int_equal(lwsloop_share_ref(sh), 0);
-    memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.iface = "127.0.0.1";
-    info.port = 0;
-    info.protocols = server_protocols; /* its callback finds no fixture in a share's context: lws's defaults */
-    vh = lws_create_vhost(lwsloop_share_context(sh), &info);
-    assert_non_null(vh);
-    port = lws_get_vhost_listen_port(vh);
-    assert_true(port > 0);
-
-    lwsloop_share_unref(sh, user_done, &b);
-    lwsloop_share_unref(sh, user_done, &a);
-    for (int i = 0; i < 10; i++)
-        uv_run(&f->loop, UV_RUN_NOWAIT);
-    assert_int_equal(f->done, 0);
-    assert_true(port_accepts(port));
-
-    f->expect_done = 3;
-    lwsloop_share_unref(sh, user_done, &c);
-    run_to_completion(f);
-    assert_string_equal(f->order, "bac");
-    assert_false(port_accepts(port));
-    assert_int_equal(open_fds(), f->fds_before);
-}
-
-/* A share makes its context only when a user first asks for it (lws opens /dev/urandom once per context): until
- * then holding it costs no context, and a share whose context was never made goes, done callbacks and all, at the
- * last unref without a loop turn. */
-static void a_share_makes_its_context_on_first_use(void **state)
-{
-    fixture *f = *state;
-    share_user a = { f, 'a' }, b = { f, 'b' };
-    int before = lwsfds_urandom(0);
-    lwsloop_share *sh = lwsloop_share_new(&f->loop, 0), *unused = lwsloop_share_new(&f->loop, 0);
-
-    assert_non_null(sh);
-    assert_non_null(unused);
-    assert_int_equal(lwsloop_share_ref(unused), 0);
-    assert_int_equal(lwsfds_urandom(0), before);
-    struct lws_context *ctx = lwsloop_share_context(sh);
-    assert_non_null(ctx);
-    assert_ptr_equal(lwsloop_share_context(sh), ctx);
-    assert_int_equal(lwsfds_urandom(0), before + 1);
-
-    lwsloop_share_unref(unused, user_done, &a);
-    lwsloop_share_unref(unused, user_done, &b);
-    assert_string_equal(f->order, "ab");
-    f->expect_done = 2;
-    lwsloop_share_unref(sh, NULL, NULL);
-    run_to_completion(f);
-    assert_int_equal(lwsfds_urandom(0), before);
-    assert_int_equal(open_fds(), f->fds_before);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(destroy_from_inside_a_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(two_contexts_back_to_back_leave_nothing_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(an_fd_opened_after_the_destroy_starts_is_left_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_share_lives_until_its_last_user_lets_go, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_share_makes_its_context_on_first_use, setup, teardown),
     };
     /* TEST_LWSLOOP_LWS_LOG=1 shows lws's own log. */
     lws_set_log_level(getenv("TEST_LWSLOOP_LWS_LOG") ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO : 0, NULL);

@@ -20,7 +20,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include <libwebsockets.h>
 #include <uv.h>
 
 #include "admin.h"
@@ -330,14 +329,6 @@ static void signal_cb(uv_signal_t *h, int signum)
     stop(k);
 }
 
-static void lws_log(int level, const char *line)
-{
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        n--;
-    log_write(level == LLL_ERR ? LOG_WARN : LOG_DEBUG, "lws", "%.*s", (int)n, line);
-}
-
 static int work_dir_open(kubefake *k, char *err, size_t errlen)
 {
     int rc;
@@ -498,7 +489,6 @@ int main(int argc, char **argv)
     log_setup((log_level)k.cfg.log_level, (log_format)k.cfg.log_format);
     if (k.cfg.token && *k.cfg.token)
         log_secret_add(k.cfg.token);
-    lws_set_log_level(k.cfg.log_level == LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR, lws_log);
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_init(&k.loop);
