@@ -69,8 +69,9 @@ typedef struct {
     size_t      body_len;
     httpc_mode  mode;
     /* Optional, instead of body/body_len (giving both is refused): a streamed body of exactly body_size bytes,
-     * sent with Content-Length whatever the method. The size is required (body_size < 0 is refused): the
-     * servers we talk to (lws) do not accept chunked uploads, so "size unknown" is not an option. */
+     * sent with Content-Length whatever the method. The size is required (body_size < 0 is refused): a chunked
+     * upload is not something every server in front of a plane accepts, and every body we stream is a file of
+     * known size. */
     httpc_body_read_fn   body_read;
     httpc_body_rewind_fn body_rewind;
     void                *body_arg;

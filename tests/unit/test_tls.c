@@ -172,7 +172,7 @@ static void pump(peer *p)
 
     while (moved) {
         strbuf o = STRBUF_INIT;
-        int n;
+        int n = 0;
         ssize_t r;
 
         moved = false;
