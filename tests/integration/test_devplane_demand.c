@@ -19,6 +19,15 @@ typedef struct {
     const char *type;
 } waiting;
 
+/* The wall clock in seconds as the devplane reads it (CLOCK_REALTIME): time() reads the coarse clock, which lags
+ * by up to a tick, so a task created just after a second began could seem to come from the future. */
+static long now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long)ts.tv_sec;
+}
+
 /* GET /admin/demand reads exactly these counts and tasks (oldest first) for the devplane's pool, the only pool
  * listed; each task waits since its creation, between not_before and not_after (epoch seconds). */
 static void assert_demand(const harness_devplane *dp, int pa, int plan, int drift, const waiting *tasks, int n,
@@ -112,7 +121,7 @@ static void demand_counts_what_waits_for_a_slot(void **state)
                         sizeof local);
     tp_create_workspace(&dp, "{\"name\":\"%s\",\"pool_id\":\"pool-other\",\"tf_code\":{}}", "ws-other", other,
                         sizeof other);
-    long before = (long)time(NULL);
+    long before = now_s();
     long pa1 = tp_queue_task(&dp, a, "plan_and_apply");
     long pa2 = tp_queue_task(&dp, b, "plan_and_apply");
     long plan = tp_queue_task(&dp, c, "plan");
@@ -120,7 +129,7 @@ static void demand_counts_what_waits_for_a_slot(void **state)
     long behind = tp_queue_task(&dp, a, "plan_and_apply"); /* behind pa1 in its workspace */
     tp_queue_task(&dp, local, "plan");                     /* never dispatched: local mode */
     tp_queue_task(&dp, other, "plan");                     /* never dispatched: another pool */
-    long after = (long)time(NULL);
+    long after = now_s();
 
     const waiting all[] = { { pa1, "plan_and_apply" }, { pa2, "plan_and_apply" }, { plan, "plan" },
                             { drift, "drift_check" } };
