@@ -164,27 +164,31 @@ unmeasured() {
 
 # ---- the footprint breakdown: which library pulls in which mapping --------------------------------------------------
 
-# group_of: for each library the agent maps, the part of the agent it belongs to. A library needed by the core
-# (libc, libuv, libwebsockets with its libssl/libcrypto, cJSON) counts there; one only libcurl or only libarchive
-# needs counts as theirs (what dropping it would save); one both need is counted apart.
+# group_of: for each library the agent maps, the part of the agent it belongs to. A library the agent links (libc,
+# libuv, cJSON) counts there; libssl and libcrypto (dlopen'ed for wss, and also what libcurl's TLS uses) count
+# together; one only libcurl or only libarchive needs counts as theirs (what dropping it would save); one both need
+# is counted apart.
 LIB_GROUPS=$TMP/groups
 : > "$LIB_GROUPS"
 closure() { ldd "$1" 2> /dev/null | awk '/=>/ { print $3 } /^\t\// { print $1 }' | xargs -r readlink -f; }
 lib_path() { ldd "$BUILD/iac-agent" | awk -v n="$1" '$1 == n { print $3 }' | xargs -r readlink -f; }
-# libcurl and libarchive are dlopen'ed, not linked (common/dynlib.h): found where the dynamic loader finds them.
+# libcurl, libarchive and libssl are dlopen'ed, not linked (common/dynlib.h): found where the dynamic loader finds
+# them.
 dl_path() { ldconfig -p 2> /dev/null | awk -v n="$1" '$1 == n { print $NF; exit }' | xargs -r readlink -f; }
 if [ -x "$BUILD/iac-agent" ]; then
-    CORE=$( { for l in libc.so.6 libuv.so.1 libwebsockets.so.17 libcjson.so.1 libcrypto.so.3; do
+    CORE=$( { for l in libc.so.6 libuv.so.1 libcjson.so.1; do
                   p=$(lib_path "$l"); [ -n "$p" ] && { echo "$p"; closure "$p"; }; done; } | sort -u)
+    TLSSET=$( { p=$(dl_path libssl.so.3); [ -n "$p" ] && { echo "$p"; closure "$p"; }; } | sort -u)
     CURLSET=$( { p=$(dl_path libcurl.so.4); [ -n "$p" ] && { echo "$p"; closure "$p"; }; } | sort -u)
     ARCHSET=$( { p=$(dl_path libarchive.so.13); [ -n "$p" ] && { echo "$p"; closure "$p"; }; } | sort -u)
-    for p in $( { closure "$BUILD/iac-agent"; echo "$CURLSET"; echo "$ARCHSET"; } | sed '/^$/d' | sort -u); do
+    for p in $( { closure "$BUILD/iac-agent"; echo "$TLSSET"; echo "$CURLSET"; echo "$ARCHSET"; } | sed '/^$/d' | sort -u); do
         if grep -qxF "$p" <<< "$CORE"; then
             case $p in
                 */libc.so*|*/ld-linux*|*/libm.so*|*/libpthread*|*/libdl.so*) g="libc, ld.so" ;;
                 */libuv.so*) g="libuv" ;;
-                *) g="libwebsockets, libssl, libcrypto (+libcap, libz), cJSON" ;;
+                *) g="cJSON" ;;
             esac
+        elif grep -qxF "$p" <<< "$TLSSET"; then g="libssl, libcrypto (dlopen'ed: wss, and libcurl's TLS)"
         elif grep -qxF "$p" <<< "$CURLSET" && grep -qxF "$p" <<< "$ARCHSET"; then g="needed by both libcurl and libarchive"
         elif grep -qxF "$p" <<< "$CURLSET"; then g="libcurl and what only it needs"
         elif grep -qxF "$p" <<< "$ARCHSET"; then g="libarchive and what only it needs"
@@ -203,7 +207,6 @@ maps_table() {
             path = $0; sub(/^M [^ ]+ [^ ]+ [^ ]+ [^ ]+ /, "", path)
             if (path == agent) grp = "the iac-agent binary"
             else if (path ~ /^\[(heap|stack|anon)\]$/) grp = "heap, stack, anonymous mappings"
-            else if (path ~ /libwebsockets-evlib/) grp = "libwebsockets, libssl, libcrypto (+libcap, libz), cJSON"
             else if (path in g) grp = g[path]
             else if (path ~ /^\[/) grp = "kernel ([vdso], [vvar])"
             else grp = "other mappings"
@@ -248,8 +251,8 @@ declare -A FLOOR_WHAT=(
     [libc]="a program with libc only (the baseline)"
     [libuv]="dlopen libuv, uv_loop_init"
     [lws_load]="dlopen libwebsockets (brings libssl, libcrypto, libcap, libz)"
-    [lws_client_ctx]="lws context: plain WebSocket client on the libuv loop (wsc.c)"
-    [lws_server_ctx]="second lws context: status server listening (https.c)"
+    [lws_client_ctx]="lws context: plain WebSocket client on the libuv loop (what wsc.c was)"
+    [lws_server_ctx]="second lws context: status server listening (what https.c was)"
     [cjson_load]="dlopen libcjson — the core ends here"
     [sha256_first]="first SHA-256 through EVP: OpenSSL 3's default library context and provider"
     [openssl_init]="OPENSSL_init_ssl(LOAD_CONFIG) (after the above)"
@@ -401,9 +404,9 @@ called malloc:
 |---|---|
 $(echo "$HEAP" | awk -F'\t' '$1 != "TOTAL" { printf "%d\t%s\n", $1, $2 }' | sort -rn | awk -F'\t' '{ printf "| %s | %.1f |\n", $2, $1 / 1024 }')
 
-What the agent holds at idle. Start-up allocations that are freed again are not in this table — the largest is
-lws listing its library directory for event-loop plugins (about 90 KiB for every context it creates) — but they
-can leave heap pages resident (the [heap] mapping above).
+What the agent holds at idle. Start-up allocations that are freed again (option and store parsing, the
+registration's request and answer) are not in this table; the agent hands their pages back once start-up is over
+(malloc_trim), so they do not stay resident in the [heap] mapping above.
 EOF
 else echo; echo "(The heap by allocation site needs valgrind, which is not installed.)"; fi
 cat << EOF
@@ -418,26 +421,26 @@ anonymous cost, and its own time (loading, relocation, constructors, initialisat
 |---|---|---|---|---|---|
 $(floor_table)
 
-* The core (libuv, libwebsockets with the libssl and libcrypto it links, two lws contexts, cJSON) is
-  $(f 1024 2 "$(med floor.cjson_load.rss_kib)") MiB: the floor of this library stack. Everything after it is optional for a plain-http agent at idle.
+* The issue's library stack (libuv, libwebsockets with the libssl and libcrypto it links, two lws contexts, cJSON)
+  is $(f 1024 2 "$(med floor.cjson_load.rss_kib)") MiB. The agent links only libuv and cJSON: its status server, WebSocket client and plain-http client
+  are its own (common/https.c, wsc.c, h1.c), so the lws steps of this table are what it no longer pays, and
+  everything after them is optional for a plain-http agent at idle.
 * libcurl: loading it costs $(floor_delta openssl_init curl_load) MiB and $(floor_time curl_load) ms; \`curl_global_init\` and a multi handle $(floor_delta curl_load curl_multi_easy) MiB more.
   Debian's libcurl $(fact floor.curl.version) ($(fact floor.curl.ssl)) pulls in gnutls, nettle, krb5, ldap, rtmp, ssh2, nghttp2,
   idn2, psl, brotli, zstd…, and their constructors run when it is loaded. The agent does not link it: plain http
   goes through common/h1.c, and the first https request (or http request with \`http_proxy\` set) dlopens libcurl,
   so an https agent pays this (row 1, https) and a plain-http agent never does.
-* OpenSSL 3's first use (library context and default provider: the first SHA-256, or \`curl_global_init\`'s
-  \`OPENSSL_init_ssl\`) costs $(floor_delta cjson_load openssl_init) MiB and $(floor_time sha256_first openssl_init) ms. A plain-http agent never pays it: its SHA-256
-  (an engine's checksum, the plan's hash) uses OpenSSL's low-level SHA256_* functions, which need no provider
-  (about 0.5 MiB of code pages at the first task instead of 1.9 MiB of state; common/digest.c).
+* OpenSSL 3's first use (library context and default provider: the first EVP digest, or \`curl_global_init\`'s
+  \`OPENSSL_init_ssl\`) costs $(floor_delta cjson_load openssl_init) MiB and $(floor_time sha256_first openssl_init) ms. A plain-http agent never loads OpenSSL: its SHA-256 (an
+  engine's checksum, the plan's hash), the WebSocket handshake's SHA-1 and base64 are plain C (common/digest.c).
 * libarchive (used only to unpack a downloaded engine zip) costs $(floor_delta curl_multi_easy archive_load) MiB and $(floor_time archive_load) ms; it brings libxml2, ICU
   and libstdc++. The agent dlopens it the first time it unpacks an engine zip, never when IAC_ENGINE_PATH is set.
 * Each lws context costs about $(floor_time lws_client_ctx) ms: lws 4.1.6 lists its library directory ($(ls /usr/lib/x86_64-linux-gnu 2> /dev/null | wc -l) entries
-  here) for event-loop plugins and dlopens the libuv one, once per context. The agent creates one, shared by the
-  C&C client and the status server (common/lwsloop.c), so the second step is what it saves.
-* A TLS client context (what wss adds) costs $(floor_time lws_tls_client_ctx) ms and $(floor_delta archive_load lws_tls_client_ctx) MiB: most of it is parsing the system CA store.
-* Threads: $(med idle.http.threads) at idle. A host name is looked up on a thread that ends with the lookup (common/h1.c; libcurl's
-  resolver, threaded_resolver=$(fact floor.curl.threaded_resolver), does the same for https): $CLONES.
-  libwebsockets resolves the C&C host with a blocking getaddrinfo() on the loop thread instead.
+  here) for event-loop plugins and dlopens the libuv one, once per context. The agent has none.
+* An lws TLS client context costs $(floor_time lws_tls_client_ctx) ms and $(floor_delta archive_load lws_tls_client_ctx) MiB, most of it parsing the system CA store. The agent's wss
+  (common/tls.c) dlopens libssl and parses the CA store at its first wss connection, never over plain ws.
+* Threads: $(med idle.http.threads) at idle. A host name is looked up on a thread that ends with the lookup (common/dial.c, for the HTTP
+  client and the C&C WebSocket; libcurl's resolver, threaded_resolver=$(fact floor.curl.threaded_resolver), does the same for https): $CLONES.
 
 ## Method, row by row
 
@@ -448,7 +451,7 @@ them again with \`status\` (VmRSS, VmHWM, RssAnon, RssFile, Threads) and \`smaps
 minute is the schedstat run-time difference (ns, kernel time included) scaled to a minute; wake-ups are
 schedstat's timeslice count. The devplane has no TLS: for https, \`bench/tlsproxy\` terminates TLS in front of it (a
 self-signed P-256 certificate for 127.0.0.1, which the agent trusts through SSL_CERT_FILE) and forwards the bytes to
-the devplane's API and C&C ports, so the agent runs its real https (libcurl) and wss (lws) code. PSS is low because
+the devplane's API and C&C ports, so the agent runs its real https (libcurl) and wss (common/wsc.c over common/tls.c) code. PSS is low because
 the agents, the devplane and the measuring client map the same libraries; in a pod, where the agent is alone,
 PSS ≈ RSS. USS (private pages) is the part no sharing can remove. The file-backed part of RSS also depends on the
 page cache: on a fault the kernel maps the neighbouring pages that are already cached (fault-around), so the same
@@ -456,19 +459,19 @@ binary measures up to about 1 MiB apart between runs on a busy machine; the anon
 EOF
 if [ -n "$R1" ] && [ "$(verdict "$R1" le 4608)" != met ]; then cat << EOF
 
-*Missed: RSS.* $(f $MIB 2 "$R1") MiB against 4.5 MiB. The agent loads neither libcurl nor libarchive at start, leaves OpenSSL
-uninitialised over plain http and hands start-up's freed heap pages back; what remains is the core library stack
-($(f 1024 2 "$(med floor.cjson_load.rss_kib)") MiB in bench/floor.c, with two lws contexts; the agent has one), the agent's binary (resident almost
-whole), its heap and stack (tables above). Most of it is file-backed pages of libc and libcrypto, mapped by
-fault-around (see the method). libcrypto and libssl are there only because Debian's libwebsockets links OpenSSL: a
-libwebsockets built without TLS, or a WebSocket client and status server of our own, is what would close the gap.
+*Missed: RSS.* $(f $MIB 2 "$R1") MiB against 4.5 MiB. The agent maps only libc, libuv and cJSON at idle over plain http (no
+libcurl, libarchive, libssl, libcrypto or libwebsockets) and hands start-up's freed heap pages back; what remains
+is those libraries' pages, the agent's binary (resident almost whole), its heap and stack (tables above). The
+file-backed part depends on fault-around and the page cache (see the method); on a busy machine the same binary
+measures up to about 1 MiB apart between runs.
 EOF
 fi
 if [ -n "$C1" ] && [ "$(verdict "$C1" le 2)" != met ]; then cat << EOF
 
 *Missed: CPU.* $(f 1 3 "$C1") ms/min against 2. Six heartbeats a minute, each reading and parsing /proc/meminfo (the
-upstream mem_usage field), encoding the frame, waking lws for writability (epoll_ctl calls), reading 4 bytes from
-/dev/urandom for the frame mask and sending over loopback; on a shared virtual machine the same work measures higher.
+upstream mem_usage field), encoding and masking the frame and writing it (one write and one epoll_ctl call); on a
+shared virtual machine the same work measures higher, and a run shorter than the issue's 60 s has few heartbeats
+to average over.
 EOF
 fi
 cat << EOF
@@ -484,13 +487,9 @@ EOF
 if [ -n "$R2" ] && [ "$(verdict "$R2" le 2500)" != met ]; then cat << EOF
 
 *Missed.* $(f 1000 2 "$R2") ms against 2.5 ms. Exec and dynamic loading alone take $(f 1000 2 "$(med start.exec_agent_version_us)") ms ($(f 1000 2 "$(med start.exec_libc_only_us)") ms for a libc-only
-program); loading libwebsockets and the libssl and libcrypto it links is $(floor_time lws_load) ms of it (floor table). After \`main\` the
-agent sends its registration at once and creates its one lws context (status server and C&C client share it; lws
-lists its library directory for plugins, $(floor_time lws_client_ctx) ms) while the plane answers; then it fetches the registry credentials and
-opens the WebSocket side by side, C&C messages waiting for the credentials ($(f 1000 2 "$(med start.register_to_hb_us)") ms from registration to
-heartbeat). What is left is Debian's libwebsockets: one built without TLS, or a WebSocket client and status server
-of our own (as common/h1.c is for HTTP), would take the loading of libssl and libcrypto off the start, and lws 4.3's
-custom event-loop option the directory listing.
+program). After \`main\` the agent listens (a socket bind), sends its registration, then fetches the registry
+credentials and opens the WebSocket side by side, C&C messages waiting for the credentials ($(f 1000 2 "$(med start.register_to_hb_us)") ms from
+registration to heartbeat). The rest is the devplane's answers and the scheduler on a loaded machine.
 EOF
 fi
 cat << EOF
@@ -512,11 +511,15 @@ saves state.json (without fsync when the only change is a slot taken: a process 
 task, and after a kernel crash the plane fails the disconnected agent's tasks itself), fetches the bundle (E3, one
 loopback round trip through common/h1.c), creates the work directory and the log file, writes the rendered files
 without fsync (the engine reads them at once; a crash fails the task and removes its directory anyway) and spawns the
-engine. Timestamps in a scratch build (not part of this run) put about 0.2 ms on the save, 0.3 ms on the fetch,
-0.25 ms on the directory and files, and 0.9–1.2 ms from \`uv_spawn\` to the engine's \`main\`: forking from the
-agent ($(f 1 0 "$VMAS") mappings) costs more than from the small baseline program, and libuv 1.44 only forks. The
-spawn alone leaves no room for the rest under 2× the baseline. A durable write of the old kind costs
-$(f 1000 2 "$(med dispatch.atomic_write_us)") ms here (the "one durable small-file write" row); four of them were on this path before.
+engine with posix_spawn (a vfork-style clone: the agent's size does not matter). Timestamps in a scratch build (100
+tasks, not part of this run; medians) put 0.06 ms on the frame's delivery, 0.17–0.31 ms on the save, 0.21–0.23 ms on
+the fetch, 0.2–0.9 ms on the directory, the log file and the rendered files, and 0.24 ms in posix_spawn plus
+0.40–0.46 ms from its return to the engine's \`main\`: the spawn and exec cost what the baseline's do. What varies,
+and what keeps the ratio above 2, is filesystem metadata on this ext4 disk (creates and renames of the state file,
+the directory, the log and three rendered files); a durable write of the old kind costs
+$(f 1000 2 "$(med dispatch.atomic_write_us)") ms here (the "one durable small-file write" row), and four of them were on this path before. Starting the
+bundle request before the save, and sending the slot's heartbeat after the loop's next I/O instead of on its next
+turn, was tried and measured about 0.15 ms slower in three alternating runs of 100 tasks; it was not kept.
 EOF
 fi
 cat << EOF
