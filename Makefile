@@ -59,6 +59,8 @@ DEVPLANE_SRC := $(sort $(wildcard tests/fakes/devplane/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC    := $(sort $(wildcard tests/integration/test_*.c))
 HARNESS_SRC  := $(sort $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c)))
+# Helpers unit tests share (tests/support/*.h, included as "name.h"): testcert, the TLS tests' certificates.
+SUPPORT_SRC  := $(sort $(wildcard tests/support/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -115,7 +117,9 @@ $(BUILD)/fake-terraform: $(call obj,$(FAKETF_SRC)) $(LIBIAC)
 # Unit tests that call libcurl or libarchive themselves (the others load them as the programs do).
 DIRECT_DLOPEN_USERS := test_engine
 # Unit tests link the agent's modules too (store, config, …); the linker takes only what a test uses.
-$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
+$(BUILD)/obj/tests/%.o: CFLAGS += -Itests/support
+
+$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(call obj,$(SUPPORT_SRC)) $(LIBCOORD) $(LIBAGENT) $(LIBIAC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(if $(filter $(DIRECT_DLOPEN_USERS),$*),$(DLOPEN_LIBS)) $(COORD_LIBS) \
 	    $(CMOCKA_LIBS)

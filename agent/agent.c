@@ -411,20 +411,30 @@ static void agent_on_run_task(agent *a, const proto_run_task *rt)
 
 /* Live log frames may use only half of the C&C queue, so that heartbeats and task reports always find room. */
 #define LIVE_LOG_QUEUE_SHARE 128
+/* And at most this many a second, with bursts of LIVE_LOG_BURST (a token bucket, common/bucket, for the whole
+ * agent). Upstream sends a frame per line and drops what its socket cannot take, and the plane turns each frame
+ * into a broadcast and a PostgreSQL NOTIFY (ref §3.9); an engine printing hundreds of thousands of lines a second
+ * would make the plane do that much work for a stream no one can read at that speed. The full log is uploaded at
+ * the end whatever the live stream dropped (counted in iac_agent_live_frames_dropped_total). */
+#define LIVE_LOG_PER_SECOND 10000
+#define LIVE_LOG_BURST 2000
 
-/* Whether a live log frame would be queued now; the executor asks before building one, so that a flood of output
- * the queue cannot take costs no formatting. */
+/* Whether a live log frame would be sent now; the executor asks before building one, so that a flood of output
+ * the queue or the rate cannot take costs no formatting. */
 static bool exec_live_ready(void *arg)
 {
     agent *a = arg;
-    return cc_is_open(a->cc) && cc_queued(a->cc) < LIVE_LOG_QUEUE_SHARE;
+    return cc_is_open(a->cc) && cc_queued(a->cc) < LIVE_LOG_QUEUE_SHARE && bucket_ready(&a->live, uv_now(a->loop));
 }
 
 static int exec_send(const proto_msg *m, void *arg)
 {
     agent *a = arg;
-    if (m->type == MSG_LOG_STREAM && !exec_live_ready(a))
+    if (m->type != MSG_LOG_STREAM)
+        return cc_send(a->cc, m);
+    if (!exec_live_ready(a))
         return -1;
+    bucket_take(&a->live, uv_now(a->loop));
     return cc_send(a->cc, m);
 }
 
@@ -754,6 +764,7 @@ int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t 
     a->loop = loop;
     a->opt = opt;
     a->started_ms = agent_now_ms();
+    bucket_init(&a->live, LIVE_LOG_PER_SECOND, LIVE_LOG_BURST, uv_now(loop));
     snprintf(a->base_url, sizeof a->base_url, "%s://%s:%lld", opt->https ? "https" : "http", opt->endpoint,
              (long long)opt->server_port);
     slots_init(&a->store.slots, (int)opt->slots, a->started_ms);

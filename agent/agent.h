@@ -30,6 +30,7 @@
 #include "reservation.h"
 #include "iac/backoff.h"
 #include "iac/httpc.h"
+#include "iac/bucket.h"
 #include "iac/https.h"
 #include "options.h"
 #include "store.h"
@@ -94,6 +95,7 @@ typedef struct agent {
     httpc_call    *creds_call;
     int            creds_why;       /* CREDS_* of the call in flight (agent.c) */
     agent_counters n;
+    bucket         live;            /* the rate of live log frames (agent.c, exec_live_ready) */
     int            handles_open;    /* libuv handles of this struct not yet closed */
 } agent;
 

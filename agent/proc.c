@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -407,8 +408,10 @@ int proc_spawn(uv_loop_t *loop, char *const argv[], char *const envp[], const ch
     p->kill_timer.data = p->linger_timer.data = p->chld.data = p;
     p->handles += 3;
 
-    /* Pipes: the read ends are ours (non-blocking, close-on-exec), the write ends go to the child as fd 1 and 2
-     * (dup2 clears close-on-exec on the copies) and are closed here once it has them. */
+    /* Each captured stream is a Unix socket pair, as uv_spawn's UV_CREATE_PIPE made it: the engine sees the same
+     * kind of stdout as it always has, and a socket buffers more than a pipe's 64 KiB. Our end is non-blocking and
+     * close-on-exec; the other goes to the child as fd 1 or 2 (dup2 clears close-on-exec on the copy) and is closed
+     * here once it has it. */
     int child_fd[2] = { out_fd, -1 }, rc = 0;
     for (int i = 0; i < 2 && rc == 0; i++) {
         proc_pipe *pp = &p->io[i];
@@ -417,7 +420,7 @@ int proc_spawn(uv_loop_t *loop, char *const argv[], char *const envp[], const ch
         if (i == 0 && out_fd >= 0)
             continue;
         int fds[2];
-        if (pipe2(fds, O_CLOEXEC) < 0) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) {
             rc = -errno;
             break;
         }

@@ -31,6 +31,7 @@
 
 #include "iac/strbuf.h"
 #include "iac/tls.h"
+#include "testcert.h"
 
 typedef struct {
     char dir[64];
@@ -40,48 +41,6 @@ typedef struct {
 } files;
 
 static files F;
-
-/* A self-signed P-256 certificate (a CA too) for san, written as PEM to cert and key. */
-static void make_cert(const char *cert, const char *key, const char *cn, const char *san)
-{
-    EVP_PKEY *pk = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    X509_NAME *name;
-    X509V3_CTX v3;
-    X509_EXTENSION *ext;
-    FILE *fp;
-
-    assert_non_null(pk);
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, pk);
-    name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-    assert_non_null(ext);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
-
-    fp = fopen(cert, "w");
-    assert_non_null(fp);
-    PEM_write_X509(fp, x);
-    fclose(fp);
-    fp = fopen(key, "w");
-    assert_non_null(fp);
-    PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL);
-    fclose(fp);
-    X509_free(x);
-    EVP_PKEY_free(pk);
-}
 
 static int group_setup(void **state)
 {
@@ -93,8 +52,9 @@ static int group_setup(void **state)
     snprintf(F.key, sizeof F.key, "%s/key.pem", F.dir);
     snprintf(F.other, sizeof F.other, "%s/other.pem", F.dir);
     snprintf(F.other_key, sizeof F.other_key, "%s/other-key.pem", F.dir);
-    make_cert(F.cert, F.key, "localhost", "DNS:localhost,IP:127.0.0.1");
-    make_cert(F.other, F.other_key, "other", "DNS:localhost,IP:127.0.0.1");
+    if (testcert_write(F.cert, F.key, "localhost", "DNS:localhost,IP:127.0.0.1") < 0 ||
+        testcert_write(F.other, F.other_key, "other", "DNS:localhost,IP:127.0.0.1") < 0)
+        return -1;
     unsetenv("SSL_CERT_FILE");
     unsetenv("SSL_CERT_DIR");
     return 0;

@@ -26,11 +26,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +35,7 @@
 #include "iac/log.h"
 #include "iac/strbuf.h"
 #include "iac/wsc.h"
+#include "testcert.h"
 
 /* ---- the lws test server ---- */
 
@@ -1486,45 +1483,9 @@ static void bearer_sent_and_never_logged(void **state)
 /* A self-signed P-256 certificate for 127.0.0.1 (SAN DNS and IP), written as PEM files into dir. */
 static void make_cert(const char *dir, char *cert, char *key, size_t len)
 {
-    EVP_PKEY *pk = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    X509_NAME *name;
-    X509V3_CTX v3;
-    X509_EXTENSION *ext;
-    FILE *fp;
-
-    assert_non_null(pk);
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, pk);
-    name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "DNS:127.0.0.1,IP:127.0.0.1");
-    assert_non_null(ext);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
-
     snprintf(cert, len, "%s/cert.pem", dir);
     snprintf(key, len, "%s/key.pem", dir);
-    fp = fopen(cert, "w");
-    assert_non_null(fp);
-    PEM_write_X509(fp, x);
-    fclose(fp);
-    fp = fopen(key, "w");
-    assert_non_null(fp);
-    PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL);
-    fclose(fp);
-    X509_free(x);
-    EVP_PKEY_free(pk);
+    assert_int_equal(testcert_write(cert, key, "127.0.0.1", "DNS:127.0.0.1,IP:127.0.0.1"), 0);
 }
 
 /* wss:// works against a server whose certificate comes from opts.ca_file (or $SSL_CERT_FILE), with the same
