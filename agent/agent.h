@@ -1,8 +1,8 @@
 /* agent.h — the agent's lifecycle (DESIGN §4.3): register → credentials while connecting → ready → draining → exit.
  *
  * One struct owns everything the agent process has: options, persisted store (with the slot table), the HTTP
- * client, the C&C session, the status server, timers and signals. Each step starts one asynchronous operation and names the next in its
- * completion callback; failures go back to the step that can repair them (a 403 on the C&C handshake means
+ * client, the C&C session, the status server, timers and signals. Each step starts one asynchronous operation and
+ * names the next in its completion callback; failures go back to the step that can repair them (a 403 on the C&C handshake means
  * "register again", a 401 means "re-read the token file or exit 3", anything else means "retry with backoff").
  * main() owns the struct and the loop; agent_start() arms everything; the loop returns when the agent has
  * finished (exit code in a->exit_code).
@@ -100,8 +100,7 @@ typedef struct agent {
 } agent;
 
 /* Prepares a: loads the store (a corrupt file is reported and moved aside), creates the HTTP client and the C&C
- * session. 0, or -1 with a message in err (the caller exits
- * 1). */
+ * session. 0, or -1 with a message in err (the caller exits 1). */
 int agent_init(agent *a, uv_loop_t *loop, agent_options *opt, char *err, size_t errlen);
 /* Starts the status server, signals and the first registration. The status server comes first: an agent that
  * cannot serve its status (address in use, not local) does not register. 0, or -1 with a message in err (nothing
