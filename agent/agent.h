@@ -2,8 +2,9 @@
  *
  * One struct owns everything the agent process has: options, persisted store (with the slot table), the HTTP
  * client, the C&C session, the status server, timers and signals. Each step starts one asynchronous operation and
- * names the next in its completion callback; failures go back to the step that can repair them (a 403 on the C&C handshake means
- * "register again", a 401 means "re-read the token file or exit 3", anything else means "retry with backoff").
+ * names the next in its completion callback; failures go back to the step that can repair them (a 403 on the C&C
+ * handshake means "register again", a 401 means "re-read the token file or exit 3", anything else means "retry
+ * with backoff").
  * main() owns the struct and the loop; agent_start() arms everything; the loop returns when the agent has
  * finished (exit code in a->exit_code).
  *
