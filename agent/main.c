@@ -2,6 +2,8 @@
  *
  * Exit status: 0 after a clean shutdown, 1 when the agent cannot start (data directory, status port), 2 on bad
  * configuration, 3 when the control plane rejects the pool token for good. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +42,19 @@ static int main_status(int argc, char **argv)
     return cli_status(host, (int)port, stdout);
 }
 
+/* Standard descriptors the agent was started without are opened on /dev/null first, so that nothing it opens
+ * later (a file, a socket) takes 0, 1 or 2: proc.c hands the engine its stdout and stderr with dup2 onto 1 and 2
+ * after opening /dev/null onto 0, which would clobber a descriptor of ours sitting there. */
+static void main_open_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+            open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY); /* the lowest free number: fd itself */
+}
+
 int main(int argc, char **argv)
 {
+    main_open_std_fds();
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return main_status(argc - 1, argv + 1);
     agent_options opt;

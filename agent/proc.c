@@ -274,7 +274,8 @@ static void proc_on_sigchld(uv_signal_t *h, int signum)
     if (r == 0 || (r < 0 && errno != ECHILD))
         return; /* still running */
     p->exited = true;
-    p->exit_status = r > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+    /* ECHILD: someone else reaped it and its status is lost; that must not read as success. */
+    p->exit_status = r < 0 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 0;
     p->term_signal = r > 0 && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     uv_signal_stop(&p->chld);
     if (p->freed) {
@@ -303,10 +304,12 @@ static int proc_open_stdout(const char *path)
     return fd;
 }
 
-/* argv[0] as execvp() would find it in the PATH of envp: a name with a slash is used as it is; else the first
- * directory holding an executable file of that name. 0 and the path in out, or -ENOENT / -EACCES (one was found
- * but may not be run) like execvp. */
-static int proc_find_program(const char *name, char *const envp[], char *out, size_t outlen)
+/* argv[0] as execvp() in the child would find it in the PATH of envp: a name with a slash is used as it is (the
+ * exec resolves a relative one in the child's cwd); else the first directory holding an executable file of that
+ * name, a relative directory (an empty entry is ".") taken in the child's cwd as it was under uv_spawn, which
+ * changed directory before its execvp. 0 and the path in out, or -ENOENT / -EACCES (one was found but may not be
+ * run) like execvp. */
+static int proc_find_program(const char *name, char *const envp[], const char *cwd, char *out, size_t outlen)
 {
     if (strchr(name, '/'))
         return strlen(name) < outlen ? (memcpy(out, name, strlen(name) + 1), 0) : -ENAMETOOLONG;
@@ -322,8 +325,9 @@ static int proc_find_program(const char *name, char *const envp[], char *out, si
     for (const char *d = path;; d++) {
         const char *end = strchrnul(d, ':');
         size_t dl = (size_t)(end - d);
-        /* An empty entry means the current directory, as for execvp. */
-        int n = dl ? snprintf(out, outlen, "%.*s/%s", (int)dl, d, name) : snprintf(out, outlen, "%s", name);
+        bool relative = dl == 0 || d[0] != '/';
+        int n = snprintf(out, outlen, "%s%s%.*s%s%s", relative && cwd ? cwd : "", relative && cwd ? "/" : "",
+                         (int)dl, d, dl ? "/" : "", name);
         struct stat st;
         if (n > 0 && (size_t)n < outlen && stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
             if (access(out, X_OK) == 0)
@@ -361,7 +365,7 @@ static int proc_spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *a
 static int proc_start(proc *p, char *const argv[], char *const envp[], const char *cwd, const int child_fd[2])
 {
     char file[PATH_MAX];
-    int rc = proc_find_program(argv[0], envp, file, sizeof file);
+    int rc = proc_find_program(argv[0], envp, cwd, file, sizeof file);
     if (rc < 0)
         return rc;
     posix_spawn_file_actions_t fa;
@@ -485,7 +489,7 @@ void proc_free(proc *p)
 {
     if (!p || p->freed)
         return;
-    if (!p->exited)
+    if (!p->finished) /* running, or exited with something of its group still holding a pipe */
         proc_kill_group(p, SIGKILL);
     proc_release(p);
 }

@@ -24,8 +24,9 @@
  *
  * Ownership: proc_spawn() allocates the proc; the caller releases it with proc_free(), usually from on_exit. Handles
  * are closed asynchronously and the memory goes when the last one is closed; no callback runs after proc_free().
- * Freeing a proc whose process still runs sends SIGKILL to its group first (a forgotten terraform must not outlive
- * its task); the process is still reaped. Callbacks run on the loop and may call proc_free(). */
+ * Freeing a proc before its on_exit (the process still runs, or something it started still holds its output) sends
+ * SIGKILL to its group first (a forgotten terraform or plugin must not outlive its task); the process is still
+ * reaped. Callbacks run on the loop and may call proc_free(). */
 #ifndef IAC_AGENT_PROC_H
 #define IAC_AGENT_PROC_H
 
@@ -44,7 +45,8 @@ typedef enum { PROC_STDOUT = 1, PROC_STDERR = 2 } proc_stream;
 typedef struct {
     /* One line (or piece of a long line), not NUL-terminated, valid during the call only. */
     void (*on_line)(proc_stream stream, const char *line, size_t len, void *arg);
-    /* Once, last. exit_status is the exit code (0 when killed by a signal); term_signal the signal, else 0. */
+    /* Once, last. exit_status is the exit code (0 when killed by a signal, -1 when its status was lost: reaped by
+     * someone else); term_signal the signal, else 0. */
     void (*on_exit)(int64_t exit_status, int term_signal, void *arg);
 } proc_callbacks;
 

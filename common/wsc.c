@@ -712,12 +712,23 @@ static bool frame_begin(wsc_conn *c)
     return true;
 }
 
+/* Whether a close frame may carry code (RFC 6455 §7.4): the defined codes a peer may send, and the ranges for
+ * libraries (3000–3999) and applications (4000–4999). 1005, 1006 and 1015 are only ever reported, never sent. */
+static bool close_code_valid(int code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+}
+
 /* The peer's close frame: answered with ours (unless we sent one already), then the socket goes. */
 static bool on_peer_close(wsc_conn *c)
 {
     int code = c->ctl_len >= 2 ? c->ctl[0] << 8 | c->ctl[1] : CLOSE_NO_STATUS;
     if (c->ctl_len == 1) {
         ws_fail(c, CLOSE_PROTOCOL, "protocol error: close frame with a 1-byte payload");
+        return false;
+    }
+    if (c->ctl_len >= 2 && !close_code_valid(code)) {
+        ws_fail(c, CLOSE_PROTOCOL, "protocol error: a close code the peer may not send");
         return false;
     }
     c->peer_closed = true;

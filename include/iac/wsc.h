@@ -13,7 +13,7 @@
  * 1). Incoming fragments are reassembled up to max_frame; a larger message closes the connection with 1009 and is
  * reported through on_close. A ping is answered with a pong carrying its payload; pongs are ignored. Frames the
  * protocol forbids (masked by the server, reserved bits, unknown opcodes, broken fragmentation, oversized control
- * frames) close the connection with 1002. Text is not checked for valid UTF-8 (RFC 6455 would close with 1007): the
+ * frames, a close code a peer may not send) close the connection with 1002. Text is not checked for valid UTF-8 (RFC 6455 would close with 1007): the
  * agent's JSON decoder rejects what it cannot read.
  *
  * Ownership: the wsc is owned by the caller. wsc_send() copies the data. Callbacks run on the loop; after

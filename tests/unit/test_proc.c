@@ -431,8 +431,8 @@ static void child_gets_default_signals_and_an_empty_mask(void **state)
 }
 
 /* A bare program name is looked up in the PATH of the child's environment (not the agent's), in order, skipping a
- * directory whose file of that name is not executable; a name found nowhere is -ENOENT, one found only without
- * execute permission -EACCES. */
+ * directory whose file of that name is not executable, a relative directory taken in the child's cwd; a name
+ * found nowhere is -ENOENT, one found only without execute permission -EACCES. */
 static void bare_name_is_searched_in_the_childs_path(void **state)
 {
     (void)state;
@@ -460,6 +460,14 @@ static void bare_name_is_searched_in_the_childs_path(void **state)
     ctx c;
     ctx_init(&c);
     assert_int_equal(proc_spawn(&c.loop, argv, envp, NULL, NULL, &callbacks, &c, &c.p), 0);
+    run_until_exit(&c, 5000);
+    assert_string_equal(text(&c, PROC_STDOUT), "from-b");
+    ctx_done(&c);
+
+    /* A relative entry is taken in the child's cwd (dir here), not the agent's. */
+    char *rel_envp[] = { "PATH=b:/usr/bin:/bin", NULL };
+    ctx_init(&c);
+    assert_int_equal(proc_spawn(&c.loop, argv, rel_envp, dir, NULL, &callbacks, &c, &c.p), 0);
     run_until_exit(&c, 5000);
     assert_string_equal(text(&c, PROC_STDOUT), "from-b");
     ctx_done(&c);
@@ -575,6 +583,29 @@ static void free_stops_callbacks_and_kills_group(void **state)
     assert_int_equal(c.exit_calls, 0);
 }
 
+/* Freed after its process exited but while a leftover it started still holds the output (before on_exit, in the
+ * linger), a proc still takes the leftover down with it: a plugin must not outlive its task. */
+static void free_during_the_linger_kills_the_leftover(void **state)
+{
+    (void)state;
+    ctx c;
+    ctx_init(&c);
+    proc_options o = { .linger_ms = 30000 };
+    assert_int_equal(spawn_sh(&c, "sleep 30 & echo $!", &o, NULL, NULL), 0);
+    int sh = proc_pid(c.p);
+    uint64_t deadline = uv_hrtime() + 5000000000u;
+    while ((c.nlines[PROC_STDOUT] == 0 || !pid_gone_now(sh)) && uv_hrtime() < deadline)
+        uv_run(&c.loop, UV_RUN_NOWAIT);
+    assert_int_equal(c.nlines[PROC_STDOUT], 1);
+    int leftover = (int)c.first_value;
+    assert_true(leftover > 0);
+    for (int i = 0; i < 20; i++) /* the SIGCHLD reaches the proc */
+        uv_run(&c.loop, UV_RUN_NOWAIT);
+    assert_int_equal(c.exit_calls, 0); /* in the linger: the leftover holds stdout */
+    ctx_done(&c);                     /* proc_free() */
+    assert_true(pid_gone(leftover));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +627,7 @@ int main(void)
         cmocka_unit_test(many_lines_arrive_complete_and_in_order),
         cmocka_unit_test(leftover_holding_pipe_is_killed_after_linger),
         cmocka_unit_test(free_stops_callbacks_and_kills_group),
+        cmocka_unit_test(free_during_the_linger_kills_the_leftover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1219,7 +1219,8 @@ static void server_close_code_reported(void **state)
 }
 
 /* A close frame from the server is answered with one carrying the same code (none for none, reported as 1005,
- * "no status"), and the connection ends with "closed by peer (N)". */
+ * "no status"), and the connection ends with "closed by peer (N)"; a code a peer may not send (1006, below 1000,
+ * 5000 and up; RFC 6455 §7.4) is a protocol error, answered with 1002. */
 static void server_close_is_echoed(void **state)
 {
     fixture *f = *state;
@@ -1231,6 +1232,9 @@ static void server_close_is_echoed(void **state)
     } cases[] = {
         { { 0x88, 0x02, 0x0F, 0xA1 }, 4, 4001, "closed by peer (4001)" },
         { { 0x88, 0x00 }, 2, 0, "closed by peer (1005)" },
+        { { 0x88, 0x02, 0x03, 0xEE }, 4, 1002, "protocol error: a close code the peer may not send (1002)" },
+        { { 0x88, 0x02, 0x03, 0xE7 }, 4, 1002, "protocol error: a close code the peer may not send (1002)" },
+        { { 0x88, 0x02, 0x13, 0x88 }, 4, 1002, "protocol error: a close code the peer may not send (1002)" },
     };
     wsc *w = client(f, NULL, NULL);
 
