@@ -28,5 +28,7 @@ void heartbeat_build(heartbeat_frame *f, const slot_table *t, bool draining, int
 
 /* (MemTotal − MemAvailable) / MemTotal × 100 from /proc/meminfo; 0 when unreadable (as upstream). */
 double heartbeat_mem_usage(void);
+/* The same computed from the text of /proc/meminfo; 0 when either line is missing or the values make no sense. */
+double heartbeat_parse_meminfo(const char *text);
 
 #endif

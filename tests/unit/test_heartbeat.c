@@ -116,9 +116,25 @@ static void heartbeat_encodes_and_decodes(void **state)
     free(frame);
 }
 
+/* mem_usage is (MemTotal − MemAvailable) / MemTotal in percent, found by name on any line; text without either
+ * field, or with impossible values, gives 0 (upstream's value when it cannot read the numbers). */
+static void mem_usage_is_parsed_from_meminfo(void **state)
+{
+    (void)state;
+    assert_true(heartbeat_parse_meminfo("MemTotal:       1000 kB\nMemFree:     100 kB\nMemAvailable:    250 kB\n") == 75.0);
+    assert_true(heartbeat_parse_meminfo("MemAvailable: 500 kB\nMemTotal: 2000 kB\n") == 75.0);
+    assert_true(heartbeat_parse_meminfo("MemTotal: 2000 kB\nMemFree: 10 kB\n") == 0);
+    assert_true(heartbeat_parse_meminfo("MemTotalX: 2000 kB\nMemAvailable: 10 kB\n") == 0);
+    assert_true(heartbeat_parse_meminfo("MemTotal: 100 kB\nMemAvailable: 200 kB\n") == 0);
+    assert_true(heartbeat_parse_meminfo("") == 0);
+    double live = heartbeat_mem_usage(); /* this machine's, read for real */
+    assert_true(live > 0 && live < 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(mem_usage_is_parsed_from_meminfo),
         cmocka_unit_test(idle_agent_reports_free_capacity),
         cmocka_unit_test(reserved_slot_zero_is_not_apply_running),
         cmocka_unit_test(draining_agent_advertises_no_capacity),
