@@ -1031,52 +1031,10 @@ static void ipv4_any(struct sockaddr_storage *ss, int port)
     a->sin_port = htons((uint16_t)port);
 }
 
-/* Binds a plain socket as libuv would and closes it: 0 or -errno. */
-static int probe_bind(const struct sockaddr_storage *ss)
-{
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1, zero = 0, rc = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ss->ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (bind(fd, (const struct sockaddr *)ss, len) < 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
 static void listen_error(char *err, size_t errlen, const char *host, int port, const char *why)
 {
     if (err && errlen)
         snprintf(err, errlen, "cannot listen on %s:%d: %s", host ? host : "0.0.0.0", port, why);
-}
-
-int https_probe(const char *host, int port, char *err, size_t errlen)
-{
-    if (port < 0 || port > 65535) {
-        if (err && errlen)
-            snprintf(err, errlen, "https_probe: the port must be from 0 to 65535");
-        return -1;
-    }
-    struct sockaddr_storage ss;
-    bool fallback;
-    const char *why = NULL;
-    if (bind_addr(host, port, &ss, &fallback, &why) < 0) {
-        listen_error(err, errlen, host, port, why);
-        return -1;
-    }
-    int rc = probe_bind(&ss);
-    if (rc == -EAFNOSUPPORT && fallback) {
-        ipv4_any(&ss, port);
-        rc = probe_bind(&ss);
-    }
-    if (rc == 0)
-        return 0;
-    listen_error(err, errlen, host, port, strerror(-rc));
-    return -1;
 }
 
 static void on_server_handle_closed(uv_handle_t *h)

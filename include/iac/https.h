@@ -65,11 +65,6 @@ typedef struct {
  * 127.0.0.1:9180: Address already in use") on failure; what the failed attempt put on the loop closes by itself
  * as the loop runs. */
 https_server *https_listen(uv_loop_t *loop, const https_opts *opts, char *err, size_t errlen);
-/* Whether https_listen could bind host:port now: a plain socket is bound and closed at once. 0, or -1 with the
- * message https_listen would give ("cannot listen on 127.0.0.1:9180: Address already in use"). For a caller that
- * must know before it does something else: the agent checks its status address before it registers, and listens
- * once the registration is on its way. (Another process may still take the port in between.) */
-int https_probe(const char *host, int port, char *err, size_t errlen);
 /* The bound port. */
 int https_port(const https_server *s);
 /* How long a connection may take to deliver a complete request, counted from its accept or its last response;
