@@ -51,7 +51,8 @@ typedef struct {
      * not say no when send would take the frame (e.g. the C&C socket is open and the live share of its queue has
      * room). NULL: every frame is built and offered to send. */
     bool (*live_ready)(void *arg);
-    /* The slot table changed (persist it, heartbeat soon). */
+    /* The slot table changed (persist it, heartbeat soon). A slot a task takes is announced once the task's first
+     * command is spawned, or when it ends before that, rather than when it is taken (executor.c, exec_take). */
     void (*slots_changed)(void *arg);
     /* A task ended with an EXEC_* outcome (the slot is already updated). */
     void (*finished)(uint64_t task_id, int outcome, void *arg);

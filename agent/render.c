@@ -967,8 +967,8 @@ static const render_file apply_files[] = {
 #define RENDER_FILES_MAX 8
 
 /* Renders every file of the table, then writes them (or removes the ones that must not exist). */
-static int render_workdir(const render_file *files, size_t n, const render_src *src, const char *workdir, char *err,
-                          size_t errlen)
+static int render_workdir(const render_file *files, size_t n, const render_src *src, const char *workdir,
+                          bool new_dir, char *err, size_t errlen)
 {
     strbuf text[RENDER_FILES_MAX];
     int kind[RENDER_FILES_MAX];
@@ -992,7 +992,7 @@ static int render_workdir(const render_file *files, size_t n, const render_src *
             goto out;
         }
     }
-    int r = fs_mkdir_p(workdir, 0700);
+    int r = new_dir ? 0 : fs_mkdir_p(workdir, 0700);
     if (r < 0) {
         snprintf(err, errlen, "cannot create %s: %s", workdir, strerror(-r));
         goto out;
@@ -1007,11 +1007,14 @@ static int render_workdir(const render_file *files, size_t n, const render_src *
          * task that a crash interrupts is reported failed and its directory removed; the one directory that
          * outlives its task (slot 0's reservation) also holds terraform's plan.out and .terraform, which terraform
          * does not fsync either, and a warm apply trusts only a plan.out whose hash matches. An fsync costs about
-         * half a millisecond here, several per dispatch. */
+         * half a millisecond here, several per dispatch. In a new directory nothing is replaced: each file is
+         * created in place, and there is nothing to remove. */
+        const char *data = text[i].data ? text[i].data : "";
         if (kind[i] == RENDER_WRITE)
-            r = fs_write_atomic_nosync(path, text[i].data ? text[i].data : "", text[i].len, 0644);
+            r = new_dir ? fs_write_new(path, data, text[i].len, 0644)
+                        : fs_write_atomic_nosync(path, data, text[i].len, 0644);
         else
-            r = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+            r = new_dir || unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
         if (r < 0) {
             snprintf(err, errlen, "cannot %s %s: %s", kind[i] == RENDER_WRITE ? "write" : "remove", path,
                      strerror(-r));
@@ -1029,10 +1032,10 @@ out:
     return rc;
 }
 
-int render_plan_workdir(const cJSON *bundle, const char *workdir, char *err, size_t errlen)
+int render_plan_workdir(const cJSON *bundle, const char *workdir, bool new_dir, char *err, size_t errlen)
 {
     render_src src = { bundle, NULL, NULL };
-    return render_workdir(plan_files, sizeof plan_files / sizeof plan_files[0], &src, workdir, err, errlen);
+    return render_workdir(plan_files, sizeof plan_files / sizeof plan_files[0], &src, workdir, new_dir, err, errlen);
 }
 
 int render_validate_snapshot(const cJSON *plan_task, char *err, size_t errlen)
@@ -1081,7 +1084,8 @@ static int resource_id_cmp(const void *a, const void *b)
     return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
 }
 
-int render_apply_workdir(const cJSON *bundle, const cJSON *plan_task, const char *workdir, char *err, size_t errlen)
+int render_apply_workdir(const cJSON *bundle, const cJSON *plan_task, const char *workdir, bool new_dir, char *err,
+                         size_t errlen)
 {
     const cJSON *task = cJSON_GetObjectItemCaseSensitive(plan_task, "task");
     const cJSON *versions = cJSON_GetObjectItemCaseSensitive(task, "snapshot_resource_versions");
@@ -1112,7 +1116,7 @@ int render_apply_workdir(const cJSON *bundle, const cJSON *plan_task, const char
         cJSON_AddItemReferenceToArray(resources, (cJSON *)r);
     }
     render_src src = { bundle, task, resources };
-    rc = render_workdir(apply_files, sizeof apply_files / sizeof apply_files[0], &src, workdir, err, errlen);
+    rc = render_workdir(apply_files, sizeof apply_files / sizeof apply_files[0], &src, workdir, new_dir, err, errlen);
 out:
     free(order);
     cJSON_Delete(resources);

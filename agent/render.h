@@ -72,8 +72,12 @@ void render_sanitize_name(const char *in, char *out, size_t outlen);
  * .terraform.lock.hcl when workspace.terraform_lock_hcl is non-empty.
  * A file this bundle does not produce is removed if an earlier run left it (ref §7.2 says so for the state; doing
  * it for all keeps a reused directory from mixing two bundles). Everything is rendered before anything is written:
- * a malformed bundle leaves the directory untouched. 0, or -1 with "<file>: <why>" in err. */
-int render_plan_workdir(const cJSON *bundle, const char *workdir, char *err, size_t errlen);
+ * a malformed bundle leaves the directory untouched.
+ * new_dir: the caller has just made workdir (fs_mkdir_p_made said 1) and put nothing in it but dot files of its
+ * own (the task log). The files are then created in place (fs_write_new: no temporary file, no rename), there is
+ * nothing to remove, and a file that exists after all is an error (EEXIST).
+ * 0, or -1 with "<file>: <why>" in err. */
+int render_plan_workdir(const cJSON *bundle, const char *workdir, bool new_dir, char *err, size_t errlen);
 
 /* Checks an E4 plan task as ref §7.5 step 4 does: snapshot_created_at present ("no snapshot data
  * (snapshot_created_at is nil)" otherwise), snapshot_resource_versions an object whose entries carry numeric
@@ -84,8 +88,10 @@ int render_validate_snapshot(const cJSON *plan_task, char *err, size_t errlen);
  * versions (each found in plan_task.snapshot_resources, else among the bundle's resources with the same version;
  * missing → error), provider.tf.json from snapshot_provider_config, variables.tf.json and variables.tfvars from
  * every snapshot variable (environment ones too, as upstream), no outputs or remote data, terraform.tfstate and
- * .terraform.lock.hcl from the current bundle. plan_task is the whole E4 document. 0, or -1 with a message. */
-int render_apply_workdir(const cJSON *bundle, const cJSON *plan_task, const char *workdir, char *err, size_t errlen);
+ * .terraform.lock.hcl from the current bundle. plan_task is the whole E4 document; new_dir as for
+ * render_plan_workdir. 0, or -1 with a message. */
+int render_apply_workdir(const cJSON *bundle, const cJSON *plan_task, const char *workdir, bool new_dir, char *err,
+                         size_t errlen);
 
 /* The lines the fetching stage logs (ref §7.4 step 1, upstream's wording): resources and their versions, terraform
  * variables (a sensitive value — or one whose "sensitive" is anything but false — as ***SENSITIVE***), the AWS

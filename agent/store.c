@@ -259,14 +259,13 @@ static uint64_t store_running(const agent_store *st, int i)
  * back on the same node). Then what the latest save carried may be lost, and losing it is harmless for exactly one
  * change, the one on the dispatch path:
  *
- *   a slot taken (idle → running), between run_task and terraform's exec, where the two fsyncs cost about half a
- *   millisecond. Lost, the file shows the slot as before and recovery does not report the task; but a kernel crash
- *   also ends the C&C connection (the plane sees it at its heartbeat timeout at the latest, ref §3.5), and the
- *   plane fails every running task of a disconnected agent itself (ref §3.6).
- *   So such a save is renamed into place without fsync. It stays where the slot is taken rather than moving after
- *   the spawn: without the fsyncs it costs about 0.2 ms (a new file, and a rename over the old one, which ext4
- *   follows with a write-back), and it keeps the file listing every task that holds a slot whenever the process
- *   dies — and the heartbeat that the same slot change triggers is not held back.
+ *   a slot taken (idle → running), saved as terraform's first command is spawned (executor.c, exec_take, says
+ *   why not earlier), where the two fsyncs would cost about half a millisecond of every dispatch. Lost, the file
+ *   shows the slot as before and recovery does not report the task; but a kernel crash also ends the C&C
+ *   connection (the plane sees it at its heartbeat timeout at the latest, ref §3.5), and the plane fails every
+ *   running task of a disconnected agent itself (ref §3.6).
+ *   So such a save is renamed into place without fsync. It keeps the file listing every task that runs a command
+ *   whenever the process dies.
  *
  *   Everything else is fsync'd as before, and with it the whole file (earlier takes included): a task that ended —
  *   lost, recovery would report a task that succeeded as failed —, a reservation made, used or released, a new
@@ -278,7 +277,19 @@ static uint64_t store_running(const agent_store *st, int i)
  *
  * The rule needs what was written last (st->written): a save is a take when everything but the running slots is
  * unchanged, every task that was running still runs in the same slot, and some slot runs a task it did not run.
- * (A save that changes nothing is fsync'd: rare, and it must not make a durable file less so.) */
+ * A save that changes nothing writes nothing after a durable save, and is fsync'd after a take (it must not leave
+ * a file less durable than its caller asked for). */
+static bool store_unchanged(const agent_store *st, uint64_t rest)
+{
+    const store_written *w = &st->written;
+    if (w->rest == 0 || w->rest != rest)
+        return false;
+    for (int i = 0; i < SLOTS_MAX; i++)
+        if (w->running[i] != store_running(st, i))
+            return false;
+    return true;
+}
+
 static bool store_is_take(const agent_store *st, uint64_t rest)
 {
     const store_written *w = &st->written;
@@ -305,6 +316,10 @@ int store_save(const char *dir, agent_store *st)
     if (oom) {
         strbuf_free(&b);
         return -ENOMEM;
+    }
+    if (st->written.durable && store_unchanged(st, rest_hash)) {
+        strbuf_free(&b);
+        return 0;
     }
     char path[4096];
     store_path(dir, STORE_FILE, path, sizeof path);

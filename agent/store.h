@@ -62,9 +62,10 @@ enum {
 int store_load(const char *dir, agent_store *st, char *msg, size_t msglen);
 
 /* Writes st to {dir}/state.json atomically (mode 0600) and records what it wrote in st->written. A save whose only
- * change since the last one is slots taken (idle → running: a task starting) is not fsync'd — it is on the path
- * from run_task to terraform's exec, and store.c explains why a crash can afford to lose it; every other save is
- * fsync'd, file and directory. 0 or -errno. */
+ * change since the last one is slots taken (idle → running: a task starting) is not fsync'd — it is made as
+ * terraform's first command starts, and store.c explains why a crash can afford to lose it; every other save is
+ * fsync'd, file and directory. A save that would write what the last durable one wrote writes nothing. 0 or
+ * -errno. */
 int store_save(const char *dir, agent_store *st);
 
 /* Records a new agent id from a registration; the previous one moves to past_ids (deduplicated, bounded). */

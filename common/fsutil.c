@@ -4,7 +4,8 @@
  * O_NOFOLLOW, so a symbolic link inside the tree is removed as a link and never followed, whatever it points to
  * and even if it is swapped in while the walk runs. fs_write_atomic() and fs_write_atomic_nosync() create their
  * temporary file beside the target (a rename across file systems is not atomic) under a unique name, and remove it
- * on every failure path; they differ only in the two fsyncs. */
+ * on every failure path; they differ only in the two fsyncs. fs_write_new() writes a file that must not exist yet
+ * in place, for a directory no one reads before the writer is done. */
 #include "iac/fsutil.h"
 
 #include <dirent.h>
@@ -33,7 +34,8 @@ static int path_copy(const char *path, char *buf)
     return 0;
 }
 
-int fs_mkdir_p(const char *path, mode_t mode)
+/* 1 when the last mkdir (path itself) was made here, 0 when path was there, or -errno. */
+static int mkdir_p(const char *path, mode_t mode)
 {
     char buf[PATH_MAX];
     int r = path_copy(path, buf);
@@ -43,7 +45,7 @@ int fs_mkdir_p(const char *path, mode_t mode)
      * exists. Anything else (a missing or odd parent) takes the walk below, which gives the precise answer. */
     struct stat st;
     if (mkdir(buf, mode) == 0)
-        return 0;
+        return 1;
     if (errno == EEXIST && stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
         return 0;
     /* Each prefix that ends before a '/' (and the whole path last), skipping the root and repeated slashes. */
@@ -52,7 +54,8 @@ int fs_mkdir_p(const char *path, mode_t mode)
         if (!last && (*p != '/' || p[-1] == '/'))
             continue;
         *p = '\0';
-        if (mkdir(buf, mode) < 0) {
+        bool made = mkdir(buf, mode) == 0;
+        if (!made) {
             int e = errno;
             if (e != EEXIST)
                 return -e;
@@ -62,9 +65,20 @@ int fs_mkdir_p(const char *path, mode_t mode)
                 return last ? -EEXIST : -ENOTDIR;
         }
         if (last)
-            return 0;
+            return made;
         *p = '/';
     }
+}
+
+int fs_mkdir_p(const char *path, mode_t mode)
+{
+    int r = mkdir_p(path, mode);
+    return r < 0 ? r : 0;
+}
+
+int fs_mkdir_p_made(const char *path, mode_t mode)
+{
+    return mkdir_p(path, mode);
 }
 
 static int rm_at(int dirfd, const char *name);
@@ -225,6 +239,21 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 int fs_write_atomic_nosync(const char *path, const void *data, size_t len, mode_t mode)
 {
     return write_replace(path, data, len, mode, false);
+}
+
+int fs_write_new(const char *path, const void *data, size_t len, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+    if (fd < 0)
+        return -errno;
+    int r = write_all(fd, data, len);
+    if (r == 0 && fchmod(fd, mode) < 0) /* exactly mode, whatever the umask */
+        r = -errno;
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r < 0)
+        unlink(path);
+    return r;
 }
 
 int fs_read_file(const char *path, size_t max, char **out, size_t *len)

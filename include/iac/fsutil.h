@@ -13,6 +13,9 @@
 
 /* Creates path and its missing parents with mode (existing directories are left as they are). 0 or -errno. */
 int fs_mkdir_p(const char *path, mode_t mode);
+/* fs_mkdir_p that also tells whether this call made path itself: 1 (it is new, hence empty), 0 (it was there), or
+ * -errno. */
+int fs_mkdir_p_made(const char *path, mode_t mode);
 /* Removes path recursively; does not follow symbolic links (a link, even given as "link/", is removed as a link);
  * a missing path is success; "/" and paths ending in "." or ".." are refused with -EINVAL. 0 or -errno. */
 int fs_rm_rf(const char *path);
@@ -26,6 +29,12 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
  * For files whose loss in such a crash costs nothing: what a child reads at once in a work directory that a crash
  * discards anyway. 0 or -errno. */
 int fs_write_atomic_nosync(const char *path, const void *data, size_t len, mode_t mode);
+/* Creates path, which must not exist yet (-EEXIST; a symbolic link there is not followed), with len bytes of data
+ * and mode exactly `mode`, without fsync. Not atomic: a reader may see the file partly written, and a failure
+ * removes it. For files in a directory that no one reads until the writer is done with it and that a crash
+ * discards — a task's new work directory — where it saves the temporary file and the rename of
+ * fs_write_atomic_nosync (one metadata change of ext4's journal each). 0 or -errno. */
+int fs_write_new(const char *path, const void *data, size_t len, mode_t mode);
 /* Reads a whole file of at most max bytes into a malloc'd NUL-terminated buffer (*out, caller frees) and *len.
  * -EFBIG when larger than max; other -errno on failure. */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);

@@ -339,6 +339,32 @@ static void restart_keeps_the_reservation_and_reports_the_interrupted_plan(void 
     harness_done(h);
 }
 
+/* The slot a task takes is saved as its first command starts (right after init is spawned, not when run_task
+ * arrives: executor.c, exec_take): an agent killed while init runs still reports the task after its restart. */
+static void restart_reports_a_task_killed_during_init(void **state)
+{
+    harness *h = *state;
+    harness_devplane dp;
+    agent_t a;
+    plane_start(h, &dp, NULL, NULL);
+    agent_prepare(h, &a, &dp, "agent-a", NULL);
+    harness_env_set(a.env, "FAKE_TF_INIT_DELAY_MS", "20000");
+    agent_run(h, &a, &dp);
+    char ws[64];
+    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "in-init", ws, sizeof ws);
+    long task = tp_queue_task(&dp, ws, "plan");
+    wait_invoked(a.tf_state, "init", ws, 10000);
+    harness_kill(a.ag.proc, SIGKILL);
+    harness_wait_exit(a.ag.proc, 3000, NULL);
+    agent_run(h, &a, &dp);
+    cJSON *doc = tp_wait_task(&dp, task, "failed", 5000);
+    const char *msg = harness_json_str(doc, "error_message");
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "agent restarted during execution"));
+    cJSON_Delete(doc);
+    harness_done(h);
+}
+
 /* Reservation TTL expiry frees slot 0 and removes the work directory. */
 static void reservation_ttl_frees_slot_zero(void **state)
 {
@@ -586,6 +612,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancelled_apply_keeps_its_partial_state, harness_setup, apply_teardown),
         cmocka_unit_test_setup_teardown(restart_keeps_the_reservation_and_reports_the_interrupted_plan,
                                         harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(restart_reports_a_task_killed_during_init, harness_setup, apply_teardown),
         cmocka_unit_test_setup_teardown(reservation_ttl_frees_slot_zero, harness_setup, apply_teardown),
         cmocka_unit_test_setup_teardown(sigterm_lets_a_running_plan_finish, harness_setup, apply_teardown),
         cmocka_unit_test_setup_teardown(sigterm_interrupts_a_plan_past_the_budget, harness_setup, apply_teardown),

@@ -119,6 +119,21 @@ static void mkdir_p_refuses_a_file_in_the_way(void **state)
     assert_int_equal(fs_mkdir_p("", 0755), -EINVAL);
 }
 
+/* fs_mkdir_p_made says 1 only when this call made the last level (whatever it made above it), 0 when it was there,
+ * and the errors of fs_mkdir_p otherwise. */
+static void mkdir_p_made_says_whether_it_made_the_directory(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(fs_mkdir_p_made(at(f, "w/ws-1/7"), 0700), 1); /* parents and all: the walk */
+    assert_int_equal(fs_mkdir_p_made(at(f, "w/ws-1/8"), 0700), 1); /* only the last level: one mkdir */
+    assert_int_equal(fs_mkdir_p_made(at(f, "w/ws-1/8"), 0700), 0);
+    assert_int_equal(fs_mkdir_p_made(at(f, "w/ws-1/8/"), 0700), 0);
+    assert_int_equal(fs_mkdir_p_made(at(f, "w"), 0700), 0);
+    put_file(at(f, "file"), "x");
+    assert_int_equal(fs_mkdir_p_made(at(f, "file"), 0755), -EEXIST);
+    assert_int_equal(fs_mkdir_p_made(at(f, "file/sub"), 0755), -ENOTDIR);
+}
+
 /* A symbolic link to a directory counts as that directory when it is a parent. */
 static void mkdir_p_goes_through_a_linked_parent(void **state)
 {
@@ -249,6 +264,35 @@ static void write_atomic_failure_leaves_nothing_behind(void **state)
     assert_int_equal(fs_write_atomic(at(f, "."), "x", 1, 0644), -EISDIR);
 }
 
+/* fs_write_new creates a file with exactly the mode asked for (the umask does not apply) and refuses one that is
+ * there, a dangling symbolic link included (never followed); a failure leaves nothing. */
+static void write_new_creates_and_never_replaces(void **state)
+{
+    fixture *f = *state;
+    const char *p = at(f, "main.tf.json");
+    mode_t old = umask(077);
+    assert_int_equal(fs_write_new(p, "{}", 2, 0644), 0);
+    umask(old);
+    char *data;
+    size_t len;
+    assert_int_equal(fs_read_file(p, 1024, &data, &len), 0);
+    assert_string_equal(data, "{}");
+    free(data);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+
+    assert_int_equal(fs_write_new(p, "new", 3, 0644), -EEXIST);
+    assert_int_equal(fs_read_file(p, 1024, &data, &len), 0);
+    assert_string_equal(data, "{}");
+    free(data);
+    assert_int_equal(symlink(at(f, "target"), at(f, "link")), 0);
+    assert_int_equal(fs_write_new(at(f, "link"), "x", 1, 0644), -EEXIST);
+    assert_false(exists(at(f, "target")));
+    assert_int_equal(fs_write_new(at(f, "missing/file"), "x", 1, 0644), -ENOENT);
+    assert_int_equal(count_entries(f->root), 2);
+}
+
 /* A relative path works too (the directory synced is "."). */
 static void write_atomic_with_a_relative_path(void **state)
 {
@@ -368,6 +412,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(mkdir_p_creates_nested_directories),
         T(mkdir_p_refuses_a_file_in_the_way),
+        T(mkdir_p_made_says_whether_it_made_the_directory),
         T(mkdir_p_goes_through_a_linked_parent),
         T(rm_rf_removes_tree_without_following_symlinks),
         T(rm_rf_of_a_link_removes_only_the_link),
@@ -377,6 +422,7 @@ int main(void)
         T(write_atomic_replaces_content_and_mode),
         T(write_atomic_failure_leaves_nothing_behind),
         T(write_atomic_with_a_relative_path),
+        T(write_new_creates_and_never_replaces),
         T(write_atomic_nosync_replaces_without_writing_through),
         T(read_file_enforces_its_limit),
         T(read_file_of_unsized_files),

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -578,7 +579,7 @@ static int plan_workdir_in_tmp(const cJSON *b, strbuf *o, char *e, size_t n)
     assert_non_null(mkdtemp(tmpl));
     char dir[128];
     snprintf(dir, sizeof dir, "%s/w", tmpl);
-    int rc = render_plan_workdir(b, dir, e, n);
+    int rc = render_plan_workdir(b, dir, false, e, n);
     assert_int_equal(access(dir, F_OK), -1); /* nothing was created */
     fs_rm_rf(tmpl);
     return rc;
@@ -653,8 +654,8 @@ static void null_and_non_object_bundles_do_not_crash(void **state)
         strbuf_free(&out);
     }
     char err[256];
-    assert_int_equal(render_plan_workdir(NULL, "/tmp/iac-test-render-never", err, sizeof err), -1);
-    assert_int_equal(render_plan_workdir(arr, "/tmp/iac-test-render-never", err, sizeof err), -1);
+    assert_int_equal(render_plan_workdir(NULL, "/tmp/iac-test-render-never", false, err, sizeof err), -1);
+    assert_int_equal(render_plan_workdir(arr, "/tmp/iac-test-render-never", false, err, sizeof err), -1);
     assert_int_equal(access("/tmp/iac-test-render-never", F_OK), -1);
     strbuf out = STRBUF_INIT;
     assert_int_equal(render_tfvars(NULL, true, &out, err, sizeof err), RENDER_WRITE);
@@ -892,7 +893,7 @@ static void plan_workdir_writes_every_file(void **state)
     char dir[256], err[512];
     snprintf(dir, sizeof dir, "%s/workspaces/ws-1/7", root);
     cJSON *b = fixture(full_bundle);
-    assert_int_equal(render_plan_workdir(b, dir, err, sizeof err), 0);
+    assert_int_equal(render_plan_workdir(b, dir, false, err, sizeof err), 0);
     assert_int_equal(mode_of(root, "workspaces/ws-1/7"), 0700);
     assert_int_equal(count_entries(dir), 8);
 
@@ -950,7 +951,7 @@ static void plan_workdir_removes_files_this_bundle_does_not_produce(void **state
     write_in(dir, ".iac-task.log", "kept");
     char err[512];
     cJSON *b = fixture("{'workspace': {'terraform_lock_hcl': ''}}");
-    assert_int_equal(render_plan_workdir(b, dir, err, sizeof err), 0);
+    assert_int_equal(render_plan_workdir(b, dir, false, err, sizeof err), 0);
     for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++)
         assert_int_equal(mode_of(dir, stale[i]), -1);
     char *main_tf = read_in(dir, "main.tf.json"), *tfvars = read_in(dir, "variables.tfvars"),
@@ -973,7 +974,7 @@ static void plan_workdir_untouched_on_malformed_bundle(void **state)
     write_in(dir, "terraform.tfstate", "previous state");
     char err[512];
     cJSON *b = fixture("{'workspace': {}, 'state_version': {'content': []}}");
-    assert_int_equal(render_plan_workdir(b, dir, err, sizeof err), -1);
+    assert_int_equal(render_plan_workdir(b, dir, false, err, sizeof err), -1);
     assert_string_equal(err, "terraform.tfstate: state_version.content: expected an object, got array");
     char *main_tf = read_in(dir, "main.tf.json"), *st = read_in(dir, "terraform.tfstate");
     assert_string_equal(main_tf, "previous");
@@ -981,6 +982,57 @@ static void plan_workdir_untouched_on_malformed_bundle(void **state)
     assert_int_equal(count_entries(dir), 2);
     free(main_tf);
     free(st);
+    cJSON_Delete(b);
+}
+
+/* In a directory the caller has just made (new_dir), every file is created in place: the same eight files with the
+ * same bytes and exactly mode 0644 whatever the umask, no temporary file, and the caller's task log left alone. */
+static void plan_workdir_in_a_new_directory_creates_in_place(void **state)
+{
+    const char *root = *state;
+    char dir[256], ref[256], err[512];
+    snprintf(dir, sizeof dir, "%s/new", root);
+    snprintf(ref, sizeof ref, "%s/ref", root);
+    assert_int_equal(fs_mkdir_p_made(dir, 0700), 1);
+    write_in(dir, ".iac-task.log", "log");
+    cJSON *b = fixture(full_bundle);
+    mode_t old = umask(077);
+    assert_int_equal(render_plan_workdir(b, dir, true, err, sizeof err), 0);
+    umask(old);
+    assert_int_equal(render_plan_workdir(b, ref, false, err, sizeof err), 0);
+    assert_int_equal(count_entries(dir), 9);
+    static const char *files[] = { "main.tf.json", "provider.tf.json", "variables.tf.json", "variables.tfvars",
+                                   "outputs.tf.json", "remote_data.tf.json", "terraform.tfstate",
+                                   ".terraform.lock.hcl" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        assert_int_equal(mode_of(dir, files[i]), 0644);
+        char *got = read_in(dir, files[i]), *want = read_in(ref, files[i]);
+        assert_non_null(got);
+        assert_non_null(want);
+        assert_string_equal(got, want);
+        free(got);
+        free(want);
+    }
+    char *log = read_in(dir, ".iac-task.log");
+    assert_string_equal(log, "log");
+    free(log);
+    cJSON_Delete(b);
+}
+
+/* new_dir promises an empty directory: a file that is there after all is an error naming it (nothing is
+ * overwritten), not a silent replacement. */
+static void plan_workdir_in_a_new_directory_refuses_an_existing_file(void **state)
+{
+    const char *dir = *state;
+    write_in(dir, "variables.tfvars", "someone else's");
+    char err[512];
+    cJSON *b = fixture(full_bundle);
+    assert_int_equal(render_plan_workdir(b, dir, true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "variables.tfvars"));
+    assert_non_null(strstr(err, strerror(EEXIST)));
+    char *kept = read_in(dir, "variables.tfvars");
+    assert_string_equal(kept, "someone else's");
+    free(kept);
     cJSON_Delete(b);
 }
 
@@ -992,7 +1044,7 @@ static void plan_workdir_reports_an_uncreatable_directory(void **state)
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/file/sub", dir);
     cJSON *b = fixture("{'workspace': {}}");
-    assert_int_equal(render_plan_workdir(b, path, err, sizeof err), -1);
+    assert_int_equal(render_plan_workdir(b, path, false, err, sizeof err), -1);
     assert_non_null(strstr(err, "cannot create"));
     assert_non_null(strstr(err, path));
     cJSON_Delete(b);
@@ -1032,6 +1084,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(plan_workdir_removes_files_this_bundle_does_not_produce, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(plan_workdir_untouched_on_malformed_bundle, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(plan_workdir_in_a_new_directory_creates_in_place, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(plan_workdir_in_a_new_directory_refuses_an_existing_file, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(plan_workdir_reports_an_uncreatable_directory, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../agent/store.h"
@@ -241,6 +242,46 @@ static void only_a_starting_task_is_saved_without_fsync(void **state)
     assert_true(back.written.durable);
 }
 
+static ino_t state_inode(const char *dir)
+{
+    char path[512];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_ino;
+}
+
+/* A save that would write what the last durable save wrote writes nothing (each write renames a new file into
+ * place, so the inode tells); after a take it writes once more, durably, and then no more. */
+static void a_save_that_changes_nothing_writes_nothing(void **state)
+{
+    const char *dir = *state;
+    agent_store st;
+    fresh_store(&st, 4);
+    store_set_identity(&st, "agent-p-1", "p");
+    assert_int_equal(store_save(dir, &st), 0);
+    ino_t first = state_inode(dir);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(state_inode(dir) == first);
+    assert_true(st.written.durable);
+
+    assert_int_equal(slots_start(&st.slots, 1, 11, TASK_PLAN, ACTION_PLAN, 1000), 0);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_false(st.written.durable);
+    ino_t take = state_inode(dir);
+    assert_true(take != first);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(st.written.durable);
+    ino_t durable = state_inode(dir);
+    assert_true(durable != take);
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(state_inode(dir) == durable);
+
+    store_set_identity(&st, "agent-p-2", "p"); /* any change is written */
+    assert_int_equal(store_save(dir, &st), 0);
+    assert_true(state_inode(dir) != durable);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +290,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(corrupt_file_is_moved_aside, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(reservation_outside_slot_zero_is_dropped, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(past_ids_are_bounded_and_deduplicated, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(a_save_that_changes_nothing_writes_nothing, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(only_a_starting_task_is_saved_without_fsync, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
