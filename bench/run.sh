@@ -6,7 +6,7 @@
 # Flags (defaults are the issue's numbers; QUICK=1 in the environment swaps in small ones for a smoke run):
 #   --idle-secs N (60)  --idle-agents N (3)  --idle-https-agents N (3)   row 1: seconds idle, agents per protocol
 #   --starts N (20)                                                      row 2: agent starts
-#   --dispatch-tasks N (200)                                             row 3: tasks (and baseline spawns)
+#   --dispatch-tasks N (200)  --dispatch-repeats N (5)                   row 3: tasks (and baseline spawns) per run
 #   --log-bytes N (1073741824)  --log-repeats N (3)                      row 4: engine output, repeats
 #   --tput-tasks N (1000)  --tput-workspaces N (10)  --tput-repeats N (3) row 6
 #   --floor-runs N (5)                                                   library floors (bench/floor.c)
@@ -24,17 +24,18 @@ BUILD=$1; shift
 [ -x "$BUILD/iac-agent" ] && [ -x "$BUILD/iac-devplane" ] && [ -x "$BUILD/fake-terraform" ] &&
     [ -x "$BUILD/bench/iacbench" ] || { echo "run.sh: $BUILD lacks the binaries (run make bench)" >&2; exit 1; }
 
-IDLE_SECS=60 IDLE_AGENTS=3 IDLE_HTTPS=3 STARTS=20 DISPATCH=200 LOG_BYTES=1073741824 LOG_REPEATS=3
+IDLE_SECS=60 IDLE_AGENTS=3 IDLE_HTTPS=3 STARTS=20 DISPATCH=200 DISPATCH_REPEATS=5 LOG_BYTES=1073741824 LOG_REPEATS=3
 TPUT_TASKS=1000 TPUT_WS=10 TPUT_REPEATS=3 FLOOR_RUNS=5 COORD_REPEATS=20 ROWS="1 2 3 4 5 6" OUT=bench/README.md
 if [ "${QUICK:-0}" = 1 ]; then
-    IDLE_SECS=10 IDLE_AGENTS=1 IDLE_HTTPS=1 STARTS=5 DISPATCH=20 LOG_BYTES=67108864 LOG_REPEATS=1
+    IDLE_SECS=10 IDLE_AGENTS=1 IDLE_HTTPS=1 STARTS=5 DISPATCH=20 DISPATCH_REPEATS=1 LOG_BYTES=67108864 LOG_REPEATS=1
     TPUT_TASKS=100 TPUT_REPEATS=1 FLOOR_RUNS=2 COORD_REPEATS=5 OUT=$BUILD/bench/README.quick.md
 fi
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
     case $1 in
         --idle-secs) IDLE_SECS=$2 ;; --idle-agents) IDLE_AGENTS=$2 ;; --idle-https-agents) IDLE_HTTPS=$2 ;;
-        --starts) STARTS=$2 ;; --dispatch-tasks) DISPATCH=$2 ;; --log-bytes) LOG_BYTES=$2 ;;
+        --starts) STARTS=$2 ;; --dispatch-tasks) DISPATCH=$2 ;; --dispatch-repeats) DISPATCH_REPEATS=$2 ;;
+        --log-bytes) LOG_BYTES=$2 ;;
         --log-repeats) LOG_REPEATS=$2 ;; --tput-tasks) TPUT_TASKS=$2 ;; --tput-workspaces) TPUT_WS=$2 ;;
         --tput-repeats) TPUT_REPEATS=$2 ;; --floor-runs) FLOOR_RUNS=$2 ;; --rows) ROWS=$2 ;; --out) OUT=$2 ;;
         --coord-repeats) COORD_REPEATS=$2 ;;
@@ -56,8 +57,11 @@ has_row() { case " $ROWS " in *" $1 "*) return 0 ;; esac; return 1; }
 # run ROW DISPLAY-COMMAND COMMAND...: runs a measuring program, appends its stdout to the results.
 run() {
     local row=$1 shown=$2; shift 2
-    CMD[$row]="${CMD[$row]:+${CMD[$row]}
-}$shown"
+    case $'\n'"${CMD[$row]:-}"$'\n' in
+        *$'\n'"$shown"$'\n'*) ;; # a repeat: listed once
+        *) CMD[$row]="${CMD[$row]:+${CMD[$row]}
+}$shown" ;;
+    esac
     echo "run.sh: row $row: $shown" >&2
     "$@" >> "$RES"
     local rc=$?
@@ -66,6 +70,15 @@ run() {
         KEEP_TMP=1
         echo "run.sh: row $row failed; scratch directory kept: $TMP" >&2
     fi
+}
+
+# run_ratio KEY BASE OUT: appends "S OUT r", r = the median of KEY's latest run over the median of BASE's latest run
+# (the last DISPATCH samples of each, the size of one run).
+run_ratio() {
+    local a b
+    a=$(grep "^S $1 " "$RES" | tail -n "$DISPATCH" | awk '{print $3}' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    b=$(grep "^S $2 " "$RES" | tail -n "$DISPATCH" | awk '{print $3}' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" -v k="$3" 'BEGIN { if (b > 0) printf "S %s %.4f\n", k, a / b }' >> "$RES"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -89,20 +102,28 @@ if has_row 2; then
         "$IB" start --build "$BUILD" --tmp "$TMP" --runs "$STARTS"
 fi
 if has_row 3; then
-    run 3 "$BUILD/bench/iacbench dispatch --build $BUILD --tmp \$TMP --tasks $DISPATCH" \
-        "$IB" dispatch --build "$BUILD" --tmp "$TMP" --tasks "$DISPATCH"
-    # The same with the agent's data directory (the whole scratch directory of the row) on tmpfs: what of the
-    # latency is the agent's own work and what is the disk's. Reported beside the row, never instead of it.
-    if [ "$(stat -f -c %T /dev/shm 2> /dev/null)" = tmpfs ] && SHM_TMP=$(mktemp -d /dev/shm/iac-bench.XXXXXX); then
-        run 3 "$BUILD/bench/iacbench dispatch --build $BUILD --tmp \$SHM_TMP --tasks $DISPATCH   # \$SHM_TMP: mktemp -d /dev/shm/iac-bench.XXXXXX" \
-            bash -c 'set -o pipefail; "$@" | sed "s/^\([SV]\) dispatch\./\1 dispatch_tmpfs./"' run.sh \
-            "$IB" dispatch --build "$BUILD" --tmp "$SHM_TMP" --tasks "$DISPATCH"
-        rm -rf "$SHM_TMP"
-    fi
+    # Repeated runs, each followed by its own baseline run, so that a disk's quiet or busy minute does not decide the
+    # row: the samples of all runs are pooled, and each run's ratio to its baseline is kept as well.
     ABS=$(cd "$BUILD" && pwd)
     mkdir -p "$TMP/spawnbase"
-    run 3 "$BUILD/bench/spawnbase $DISPATCH \$PWD/$BUILD/bench/tfstamp \$PWD/$BUILD/fake-terraform \$TMP/base-stamps \$TMP/spawnbase" \
-        "$BUILD/bench/spawnbase" "$DISPATCH" "$ABS/bench/tfstamp" "$ABS/fake-terraform" "$TMP/base-stamps" "$TMP/spawnbase"
+    SHM_OK=0
+    [ "$(stat -f -c %T /dev/shm 2> /dev/null)" = tmpfs ] && SHM_OK=1
+    for _ in $(seq "$DISPATCH_REPEATS"); do
+        run 3 "$BUILD/bench/iacbench dispatch --build $BUILD --tmp \$TMP --tasks $DISPATCH" \
+            "$IB" dispatch --build "$BUILD" --tmp "$TMP" --tasks "$DISPATCH"
+        # The same with the agent's data directory (the whole scratch directory of the run) on tmpfs: what of the
+        # latency is the agent's own work and what is the disk's. Reported beside the row, never instead of it.
+        if [ $SHM_OK = 1 ] && SHM_TMP=$(mktemp -d /dev/shm/iac-bench.XXXXXX); then
+            run 3 "$BUILD/bench/iacbench dispatch --build $BUILD --tmp \$SHM_TMP --tasks $DISPATCH   # \$SHM_TMP: mktemp -d /dev/shm/iac-bench.XXXXXX" \
+                bash -c 'set -o pipefail; "$@" | sed "s/^\([SV]\) dispatch\./\1 dispatch_tmpfs./"' run.sh \
+                "$IB" dispatch --build "$BUILD" --tmp "$SHM_TMP" --tasks "$DISPATCH"
+            rm -rf "$SHM_TMP"
+        fi
+        run 3 "$BUILD/bench/spawnbase $DISPATCH \$PWD/$BUILD/bench/tfstamp \$PWD/$BUILD/fake-terraform \$TMP/base-stamps \$TMP/spawnbase" \
+            "$BUILD/bench/spawnbase" "$DISPATCH" "$ABS/bench/tfstamp" "$ABS/fake-terraform" "$TMP/base-stamps" "$TMP/spawnbase"
+        run_ratio dispatch.agent_us dispatch.base_us dispatch.run_ratio
+        run_ratio dispatch_tmpfs.agent_us dispatch.base_us dispatch_tmpfs.run_ratio
+    done
 fi
 if has_row 4; then
     run 4 "$BUILD/bench/iacbench logpath --build $BUILD --tmp \$TMP --bytes $LOG_BYTES --repeats $LOG_REPEATS" \
@@ -349,7 +370,9 @@ measured in the same run and the ratio is the agent's median over the baseline's
 | 3 | dispatch: run_task sent → engine exec'd | $(cells dispatch.agent_us 1000 2) | ms | bare libuv spawn: $(f 1000 2 "$B3") | $(ratio "$D3" "$B3") | ≤ 5 ms, ≤ 2× | $(verdict "$D3" le 5000), $(verdict "$RATIO3" le 2) |
 | 3 | dispatch p99 ($(field "$(stats dispatch.agent_us)" 4) tasks) | $(f 1000 2 "$P3") | | | ms | baseline p99: $(f 1000 2 "$(field "$(stats dispatch.base_us)" 5)") | | ≤ 20 ms | $(verdict "$P3" le 20000) |
 | 3 | one durable small-file write here (write, fsync, rename, fsync of the directory) | $(cells dispatch.atomic_write_us 1000 2) | ms | | | report | |
+| 3 | … run by run: each run's median over its own baseline run's ($DISPATCH_REPEATS runs of $DISPATCH tasks) | $(cells dispatch.run_ratio 1 2) | × | | | report | |
 | 3 | dispatch with the agent's data directory on tmpfs (/dev/shm), not the disk | $(cells dispatch_tmpfs.agent_us 1000 2) | ms | bare libuv spawn: $(f 1000 2 "$B3") | $(ratio "$(med dispatch_tmpfs.agent_us)" "$B3") | report | |
+| 3 | … run by run, on tmpfs | $(cells dispatch_tmpfs.run_ratio 1 2) | × | | | report | |
 | 4 | log path: engine output through the agent | $(cells log.agent_mb_s 1 0) | MB/s | \`cat\` to a file: $(f 1 0 "$LB4") | $(ratio "$L4" "$LB4") | ≥ 200 MB/s, ≥ 0.5× | $(verdict "$L4" ge 200), $(verdict "$RATIO4" ge 0.5) |
 | 4 | peak RSS over the whole task (max of VmHWM and 20 ms samples) | $(f $MIB 2 "$PEAK4") | | | MiB | | | ≤ 16 MiB | $(verdict "$PEAK4" le 16384) |
 | 4 | RSS growth over idle during the task ($(f 1048576 0 "$LOG_BYTES") MiB of output) | $(f $MIB 2 "$GROW4") | | | MiB | | | flat (< 1 MiB) | $(verdict "$GROW4" le 1024) |
@@ -512,12 +535,14 @@ file to grow and reads each new line once, so that it takes no CPU from the agen
 for the task to finish (agent /metrics) before it creates the next. Baseline: \`bench/spawnbase\`, a bare libuv program
 that \`uv_spawn\`s the same wrapper $DISPATCH times; latency = stamp − the clock read just before \`uv_spawn\`. The same run
 times a durable small-file write on the scratch filesystem after each task (the "one durable small-file write"
-row), so that both are measured under the same load.
+row), so that both are measured under the same load. All of this is done $DISPATCH_REPEATS times in turn — the agent on the
+disk, the agent on tmpfs, the baseline — because this disk's latency changes from one minute to the next: the
+figures pool every run's tasks, and the "run by run" lines give each run's ratio to the baseline run beside it.
 EOF
 if [ -n "$D3" ] && { [ "$(verdict "$D3" le 5000)" != met ] || [ "$(verdict "$RATIO3" le 2)" != met ] || [ "$(verdict "$P3" le 20000)" != met ]; }; then cat << EOF
 
-*Missed.* Median $(f 1000 2 "$D3") ms, p99 $(f 1000 2 "$P3") ms, $(ratio "$D3" "$B3") the bare spawn; with the data directory on tmpfs the same agent
-takes $(f 1000 2 "$(med dispatch_tmpfs.agent_us)") ms, $(ratio "$(med dispatch_tmpfs.agent_us)" "$B3") (the tmpfs line). Between the frame and the exec the agent fetches the bundle (E3, one
+*Missed.* Median $(f 1000 2 "$D3") ms, p99 $(f 1000 2 "$P3") ms, $(ratio "$D3" "$B3") the bare spawn (run by run $(f 1 2 "$(field "$(stats dispatch.run_ratio)" 2)")–$(f 1 2 "$(field "$(stats dispatch.run_ratio)" 3)")×); with the data
+directory on tmpfs the same agent takes $(f 1000 2 "$(med dispatch_tmpfs.agent_us)") ms, $(ratio "$(med dispatch_tmpfs.agent_us)" "$B3") (run by run $(f 1 2 "$(field "$(stats dispatch_tmpfs.run_ratio)" 2)")–$(f 1 2 "$(field "$(stats dispatch_tmpfs.run_ratio)" 3)")×). Between the frame and the exec the agent fetches the bundle (E3, one
 loopback round trip through common/h1.c), creates the work directory and the log file, writes the task log's
 first lines (the stage marker and what the bundle holds, to the log, the live stream and the agent's own log), creates
 the rendered files in the new directory (without a temporary file or fsync: nothing reads them before the engine,
