@@ -327,6 +327,18 @@ GROW4=$(awk -v a="$(stats log.rss_task_max_kib | cut -d' ' -f3)" -v b="$(stats l
 RATIO3=$(awk -v a="$D3" -v b="$B3" 'BEGIN { if (a != "" && b > 0) print a / b }')
 RATIO4=$(awk -v a="$L4" -v b="$LB4" 'BEGIN { if (a != "" && b > 0) print a / b }')
 HTTP_MAPS=$(maps_total http)
+# The scratch directory's filesystem, for row 3: ext4's journal (journal_task names its thread, "<none>" without one).
+SCRATCH_FS=$(findmnt -n -o SOURCE,FSTYPE,OPTIONS --target "$TMP" 2> /dev/null | awk '{ printf "%s (%s, mounted %s", $2, $1, $3 }')
+if [ -n "$SCRATCH_FS" ]; then
+    SCRATCH_DEV=$(findmnt -n -o SOURCE --target "$TMP" | sed 's#^/dev/##')
+    case $(cat "/sys/fs/ext4/$SCRATCH_DEV/journal_task" 2> /dev/null) in
+        '<none>') SCRATCH_FS="$SCRATCH_FS; no journal)" ;;
+        '') SCRATCH_FS="$SCRATCH_FS)" ;;
+        *) SCRATCH_FS="$SCRATCH_FS; journaled)" ;;
+    esac
+else
+    SCRATCH_FS="an unknown filesystem"
+fi
 MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 [ -n "$MODEL" ] || MODEL=$(uname -m)
 COMMIT=$(git rev-parse --short HEAD 2> /dev/null || echo unknown)
@@ -552,9 +564,14 @@ why that is safe). Timestamps in a scratch build (150 tasks, not part of this ru
 period) put 0.06 ms on the frame's delivery, 0.15–0.18 ms on the fetch, 0.03 ms on the directory, 0.02 ms on the log
 file, 0.06–0.07 ms on the first lines, 0.08–0.09 ms on the rendered files, and 0.66–0.73 ms on posix_spawn and the
 exec up to the engine's \`main\`, against the baseline's 0.60: about 1.1 ms in all. What is left above 2× is the
-disk: the same build measures 1.1 to 2.3 ms median from one run of 100 tasks to the next on this machine's ext4,
-where the same small-file creates measured 20–50 µs in quiet minutes and up to 0.2 ms in others (the tmpfs line shows
-the agent without the disk), and a durable write costs $(f 1000 2 "$(med dispatch.atomic_write_us)") ms (the "one durable small-file write" row).
+disk, and it is not steady: the scratch directory is on $SCRATCH_FS. Without a journal, ext4's inode allocator
+passes over inodes freed recently (for a minute or more after their removal; \`recently_deleted\` under \`ext4_create\` and \`ext4_mkdir\`
+was about 10 % of the CPU samples of the agent and its children in a \`perf record\` of this row), and each task frees a dozen when its
+work directory is removed: a small-file create measured about 40 µs after a quiet minute and 130 µs right after a
+run of this row, and the dispatch path makes five (the directory, the log file, three rendered files). The \`discard\`
+option also makes each removal of a directory wait for the disk (\`blkdev_issue_discard\` under \`rmdir\`). So the
+same build's median moves from one run to the next (the run-by-run line), and the tmpfs line shows the
+agent without the disk.
 EOF
 fi
 cat << EOF
