@@ -72,12 +72,15 @@ run() {
     fi
 }
 
-# run_ratio KEY BASE OUT: appends "S OUT r", r = the median of KEY's latest run over the median of BASE's latest run
-# (the last DISPATCH samples of each, the size of one run).
+# latest_median KEY: the median of KEY's last DISPATCH samples (one run's).
+latest_median() {
+    grep "^S $1 " "$RES" | tail -n "$DISPATCH" | awk '{print $3}' | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR) print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# run_ratio KEY BASE OUT: appends "S OUT r", r = the latest run's median of KEY over the latest run's of BASE.
 run_ratio() {
     local a b
-    a=$(grep "^S $1 " "$RES" | tail -n "$DISPATCH" | awk '{print $3}' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-    b=$(grep "^S $2 " "$RES" | tail -n "$DISPATCH" | awk '{print $3}' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    a=$(latest_median "$1") b=$(latest_median "$2")
     [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" -v k="$3" 'BEGIN { if (b > 0) printf "S %s %.4f\n", k, a / b }' >> "$RES"
 }
 
