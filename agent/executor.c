@@ -12,6 +12,7 @@
  * it arrives, so nothing is re-read at the end. */
 #include "executor.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -385,6 +386,24 @@ static void exec_next(exec_task *t)
 
 /* ---- step: fetch the bundle (E3) ---------------------------------------------------------------------------- */
 
+/* The workspace id names a directory (workspaces/<ws>/<task>), a URL path segment and a file of unsaved states:
+ * "ws-…" ids fit (ref E3); a '/', "..", a leading '.' or an id cut short by the buffer must never reach a path. */
+static bool exec_workspace_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= sizeof ((exec_task *)0)->workspace_id || !isalnum((unsigned char)id[0]))
+        return false;
+    return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
+}
+
+static bool exec_printable(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e)
+            return false;
+    return true;
+}
+
 static void on_bundle(const httpc_response *r, void *arg)
 {
     exec_task *t = arg;
@@ -403,6 +422,13 @@ static void on_bundle(const httpc_response *r, void *arg)
         json_get_string(task, "workspace_id", true, &ws_id, err, sizeof err) < 0 ||
         json_get_string(task, "task_type", true, &type_s, err, sizeof err) < 0) {
         exec_fail(t, "Failed to load task data: %s", err);
+        return;
+    }
+    if (!exec_workspace_id_ok(ws_id)) {
+        exec_fail(t, "Failed to load task data: task.workspace_id %s%.64s%s cannot name a directory: 1 to %zu letters, "
+                  "digits, '.', '-' or '_', starting with a letter or digit", exec_printable(ws_id) ? "\"" : "",
+                  exec_printable(ws_id) ? ws_id : "(with bytes that are not printable ASCII)",
+                  exec_printable(ws_id) ? "\"" : "", sizeof t->workspace_id - 1);
         return;
     }
     snprintf(t->workspace_id, sizeof t->workspace_id, "%s", ws_id);

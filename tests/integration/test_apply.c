@@ -599,6 +599,36 @@ static void unloadable_task_data_fails_the_task(void **state)
     harness_done(h);
 }
 
+/* A workspace id that cannot name a directory — ".." would put the work directory beside workspaces/, in the data
+ * directory itself — fails the task with a message that says what an id may be, and nothing is made for it. */
+static void a_workspace_id_that_is_not_a_directory_name_fails_the_task(void **state)
+{
+    harness *h = *state;
+    harness_devplane dp;
+    agent_t a;
+    plane_start(h, &dp, NULL, NULL);
+    agent_start(h, &a, &dp, "agent-a");
+    char ws[64], dir[HARNESS_PATH_LEN + 64];
+    tp_create_workspace(&dp, "{\"workspace_id\":\"%s\",\"name\":\"dots\",\"terraform_version\":\"1.6.6\","
+                        "\"execution_mode\":\"agent\"}", "..", ws, sizeof ws);
+    assert_string_equal(ws, "..");
+    long id = tp_queue_task(&dp, ws, "plan");
+    cJSON *doc = tp_wait_task(&dp, id, "failed", 15000);
+    const char *msg = harness_json_str(doc, "error_message");
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "task.workspace_id \"..\" cannot name a directory"));
+    assert_non_null(strstr(msg, "starting with a letter or digit"));
+    cJSON_Delete(doc);
+    snprintf(dir, sizeof dir, "%s/%ld", a.ag.data_dir, id);
+    assert_int_not_equal(access(dir, F_OK), 0);
+    snprintf(dir, sizeof dir, "%s/workspaces/../%ld", a.ag.data_dir, id);
+    assert_int_not_equal(access(dir, F_OK), 0);
+    char good[64];
+    tp_create_workspace(&dp, TP_WORKSPACE_TWO, "fine", good, sizeof good);
+    cJSON_Delete(tp_wait_task(&dp, tp_queue_task(&dp, good, "plan"), "success", 15000));
+    harness_done(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +654,8 @@ int main(void)
                                         apply_teardown),
         cmocka_unit_test_setup_teardown(task_timeout_interrupts_and_fails_the_task, harness_setup, apply_teardown),
         cmocka_unit_test_setup_teardown(unloadable_task_data_fails_the_task, harness_setup, apply_teardown),
+        cmocka_unit_test_setup_teardown(a_workspace_id_that_is_not_a_directory_name_fails_the_task, harness_setup,
+                                        apply_teardown),
         cmocka_unit_test_setup_teardown(apply_given_to_another_agent_releases_the_reservation, harness_setup,
                                         apply_teardown),
     };
