@@ -35,11 +35,14 @@
 #include "render.h"
 #include "taskenv.h"
 #include "tasklog.h"
+#include "workdir.h"
 
 #define EXEC_MAX_TASKS (SLOTS_MAX + 16)  /* tasks fetching or running at once */
 #define EXEC_PLAN_UPLOAD_TRIES 3
 #define EXEC_MAX_PLAN_FILE (512u << 20)
 #define EXEC_MAX_PLAN_JSON (256u << 20)
+#define EXEC_TASK_LOG ".iac-task.log" /* in the work directory */
+#define EXEC_SETTLE_MS 2 /* how long a spawn's bookkeeping waits for the engine to start (exec_settle) */
 
 /* Stages as the metrics page names them; the index is what steps record. */
 enum {
@@ -125,6 +128,10 @@ struct exec_task {
 struct executor {
     executor_config   cfg;
     engine_cache     *engines;
+    workdir_pool     *workdirs;  /* spare work directories (workdir.h); NULL when out of memory: none */
+    int               workdir_err; /* the last spare failure logged, so that a full disk logs once, not per task */
+    uv_timer_t       *settle;    /* runs the bookkeeping a spawn put off (exec_settle); malloc'd: it outlives x */
+    bool              take_unannounced; /* a spawned task's slot awaits slots_changed (exec_take) */
     exec_task        *tasks[EXEC_MAX_TASKS];
     executor_counters n;
 };
@@ -502,18 +509,18 @@ static void exec_reject(exec_task *t, const char *reason)
 
 /* ---- step: place the task in a slot ------------------------------------------------------------------------- */
 
-/* A slot was just taken for t. It is saved and heartbeated (slots_changed) right after t's first command is
- * spawned (exec_spawn), or when t ends before that (task_done) — not now.
+/* A slot was just taken for t. It is saved and heartbeated (slots_changed) EXEC_SETTLE_MS after t's first command
+ * is spawned (exec_spawn, exec_settle), or when t ends before that (task_done) — not now.
  *
  * Why it waits: until terraform runs, the task has done nothing outside the pod — a GET of its bundle, and files
  * in its own new work directory, which recovery removes after a crash because no slot names it. A crash in that
  * window leaves exactly what a crash just before the run_task frame arrived leaves: the plane fails the task when
- * the connection drops (ref §3.6). From the spawn on, the slot is on disk, so a restart reports the task and keeps
- * its directory. Neither does the plane need the heartbeat earlier: it placed the task itself, and a slot taken
- * frees nothing it could place more work in. Meanwhile the save (about 0.2 ms of ext4 work: a new file, and a
- * rename over the old one that frees its blocks) and the heartbeat (which the plane handles before the bundle
- * request) would sit between run_task and terraform's exec; after the spawn they run while the kernel execs
- * terraform on the other core (bench row 3). */
+ * the connection drops (ref §3.6). Once the slot is on disk a restart reports the task and keeps its directory;
+ * the first milliseconds of an engine's start (a Go runtime coming up) change nothing outside the pod either.
+ * Neither does the plane need the heartbeat earlier: it placed the task itself, and a slot taken frees nothing it
+ * could place more work in. Meanwhile the save (about 0.2 ms of ext4 work: a new file, and a rename over the old
+ * one that frees its blocks) and the heartbeat (which the plane handles before the bundle request) would sit
+ * between run_task and terraform's exec (bench row 3). */
 static void exec_take(exec_task *t)
 {
     t->take_unsaved = true;
@@ -595,12 +602,12 @@ static void step_render(exec_task *t)
 {
     char err[512];
     snprintf(t->workdir, sizeof t->workdir, "%s/workspaces/%s/%" PRIu64, t->x->cfg.data_dir, t->workspace_id, t->id);
-    int made = fs_mkdir_p_made(t->workdir, 0700);
+    int made = workdir_make(t->x->workdirs, t->workdir);
     if (made < 0) {
         exec_fail(t, "cannot create the work directory %s: %s", t->workdir, strerror(-made));
         return;
     }
-    snprintf(t->log_path, sizeof t->log_path, "%s/.iac-task.log", t->workdir);
+    snprintf(t->log_path, sizeof t->log_path, "%s/" EXEC_TASK_LOG, t->workdir);
     tasklog_opts lo = exec_log_opts(t);
     int rc = tasklog_open(t->log_path, &lo, &t->log);
     if (rc < 0) {
@@ -703,6 +710,50 @@ static bool exec_stopped(exec_task *t)
     return true;
 }
 
+/* Tops the spare work directories up; a failure is logged when it differs from the last one logged. */
+static void exec_fill_workdirs(executor *x)
+{
+    char err[PATH_MAX + 128];
+    int rc = workdir_fill(x->workdirs, err, sizeof err);
+    if (rc < 0 && rc != x->workdir_err)
+        log_warn("task", "%s (tasks make their work directories when they start meanwhile)", err);
+    x->workdir_err = rc;
+}
+
+static void settle_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_settled(uv_timer_t *h)
+{
+    executor *x = h->data;
+    if (x->take_unannounced) {
+        x->take_unannounced = false;
+        x->cfg.slots_changed(x->cfg.arg);
+    }
+    exec_fill_workdirs(x);
+}
+
+/* What a spawn leaves to do — announce a slot taken (exec_take), make the spare work directory the task used —
+ * waits EXEC_SETTLE_MS. The engine is starting meanwhile: the save, the heartbeat (and the plane's handling of it)
+ * and the inode allocations would compete with its exec and loading for the CPUs of a small pod, and nothing
+ * waits for them: the plane placed the task itself, and the next task is not here yet. One timer serves every
+ * spawn of a burst. */
+static void exec_settle(executor *x)
+{
+    if (!x->settle) {
+        if (!(x->settle = malloc(sizeof *x->settle))) {
+            on_settled(&(uv_timer_t){ .data = x }); /* no timer: do it now */
+            return;
+        }
+        uv_timer_init(x->cfg.loop, x->settle);
+        x->settle->data = x;
+    }
+    if (!uv_is_active((uv_handle_t *)x->settle))
+        uv_timer_start(x->settle, on_settled, EXEC_SETTLE_MS, 0);
+}
+
 /* Runs argv in the work directory with env; done(t, status, signal) continues the story. */
 static void exec_spawn(exec_task *t, char **argv, char **env, const char *stdout_path,
                        void (*done)(exec_task *, int64_t, int))
@@ -713,9 +764,10 @@ static void exec_spawn(exec_task *t, char **argv, char **env, const char *stdout
     static const proc_callbacks cb = { child_line, child_exit };
     t->child_done = done;
     int rc = proc_spawn(t->x->cfg.loop, argv, env, t->workdir, &opts, &cb, t, &t->child);
-    if (rc == 0 && t->take_unsaved) { /* see exec_take */
+    if (rc == 0) {
+        t->x->take_unannounced |= t->take_unsaved; /* see exec_take */
         t->take_unsaved = false;
-        t->x->cfg.slots_changed(t->x->cfg.arg);
+        exec_settle(t->x);
     }
     if (rc < 0) {
         t->child = NULL;
@@ -1243,12 +1295,12 @@ static void step_apply_prepare(exec_task *t)
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(task, "plan_hash");
     t->warm = t->warm_slot && cJSON_IsString(want) && want->valuestring[0] &&
               digest_sha256_file_hex(plan_out, hash) == 0 && strcmp(hash, want->valuestring) == 0;
-    int made = fs_mkdir_p_made(t->workdir, 0700);
+    int made = workdir_make(t->x->workdirs, t->workdir);
     if (made < 0) {
         exec_fail(t, "cannot create the work directory %s: %s", t->workdir, strerror(-made));
         return;
     }
-    snprintf(t->log_path, sizeof t->log_path, "%s/.iac-task.log", t->workdir);
+    snprintf(t->log_path, sizeof t->log_path, "%s/" EXEC_TASK_LOG, t->workdir);
     tasklog_opts lo = exec_log_opts(t);
     int rc = tasklog_open(t->log_path, &lo, &t->log);
     if (rc < 0) {
@@ -1539,6 +1591,10 @@ executor *executor_new(const executor_config *cfg)
     if (!x)
         return NULL;
     x->cfg = *cfg;
+    const char *spare_files[1 + RENDER_PLACEHOLDERS] = { EXEC_TASK_LOG };
+    memcpy(spare_files + 1, render_placeholders, sizeof render_placeholders);
+    /* one spare per slot: a burst of run_task frames finds one each before the first spawn refills the pool */
+    x->workdirs = workdir_new(cfg->data_dir, cfg->slots->n, spare_files, 1 + RENDER_PLACEHOLDERS);
     engine_config ec = { .loop = cfg->loop, .http = cfg->http, .base_url = cfg->base_url, .token = cfg->token,
                          .data_dir = cfg->data_dir, .engine_path = cfg->engine_path };
     x->engines = engine_cache_new(&ec);
@@ -1642,5 +1698,10 @@ void executor_free(executor *x)
         if (x->tasks[i])
             exec_task_free(x->tasks[i]);
     engine_cache_free(x->engines);
+    workdir_free(x->workdirs);
+    if (x->take_unannounced) /* put off by a spawn that just happened: a restart must still report the task */
+        x->cfg.slots_changed(x->cfg.arg);
+    if (x->settle)
+        uv_close((uv_handle_t *)x->settle, settle_closed);
     free(x);
 }

@@ -966,6 +966,19 @@ static const render_file apply_files[] = {
 
 #define RENDER_FILES_MAX 8
 
+/* main.tf.json and variables.tfvars are always written (render_main_tf_from, render_tfvars); the state is written
+ * when the workspace has a state version, the lock file once an init has saved one. */
+const char *const render_placeholders[RENDER_PLACEHOLDERS] = { "main.tf.json", "variables.tfvars", "terraform.tfstate",
+                                                               ".terraform.lock.hcl" };
+
+static bool render_is_placeholder(const char *file)
+{
+    for (size_t i = 0; i < RENDER_PLACEHOLDERS; i++)
+        if (strcmp(file, render_placeholders[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Renders every file of the table, then writes them (or removes the ones that must not exist). */
 static int render_workdir(const render_file *files, size_t n, const render_src *src, const char *workdir,
                           bool new_dir, char *err, size_t errlen)
@@ -1008,13 +1021,15 @@ static int render_workdir(const render_file *files, size_t n, const render_src *
          * outlives its task (slot 0's reservation) also holds terraform's plan.out and .terraform, which terraform
          * does not fsync either, and a warm apply trusts only a plan.out whose hash matches. An fsync costs about
          * half a millisecond here, several per dispatch. In a new directory nothing is replaced: each file is
-         * created in place, and there is nothing to remove. */
+         * created (or its placeholder filled) in place, and only an unused placeholder is removed. */
         const char *data = text[i].data ? text[i].data : "";
         if (kind[i] == RENDER_WRITE)
-            r = new_dir ? fs_write_new(path, data, text[i].len, 0644)
+            r = new_dir ? fs_write_fresh(path, data, text[i].len, 0644)
                         : fs_write_atomic_nosync(path, data, text[i].len, 0644);
+        else if (!new_dir || render_is_placeholder(files[i].file))
+            r = unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
         else
-            r = new_dir || unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+            r = 0;
         if (r < 0) {
             snprintf(err, errlen, "cannot %s %s: %s", kind[i] == RENDER_WRITE ? "write" : "remove", path,
                      strerror(-r));

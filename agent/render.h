@@ -66,6 +66,13 @@ int render_state(const cJSON *bundle, strbuf *out, char *err, size_t errlen);
  * suffices. */
 void render_sanitize_name(const char *in, char *out, size_t outlen);
 
+/* The files a render of a work directory writes for nearly every task, plan and apply alike: the code and the
+ * variables always, the state and the lock file once the workspace has them. A new directory may hold them ahead
+ * as empty placeholders (agent/workdir.h), which takes their creation off the dispatch path; the render fills the
+ * ones it writes and removes the others. */
+#define RENDER_PLACEHOLDERS 4
+extern const char *const render_placeholders[RENDER_PLACEHOLDERS];
+
 /* Writes every plan-phase file into workdir (created 0700 with its parents when missing), each 0644 and replaced
  * atomically but not fsync'd (terraform reads them at once; render.c says why): main.tf.json, provider.tf.json,
  * variables.tf.json, variables.tfvars, outputs.tf.json, remote_data.tf.json, terraform.tfstate, and
@@ -73,9 +80,10 @@ void render_sanitize_name(const char *in, char *out, size_t outlen);
  * A file this bundle does not produce is removed if an earlier run left it (ref §7.2 says so for the state; doing
  * it for all keeps a reused directory from mixing two bundles). Everything is rendered before anything is written:
  * a malformed bundle leaves the directory untouched.
- * new_dir: the caller has just made workdir (fs_mkdir_p_made said 1) and put nothing in it but dot files of its
- * own (the task log). The files are then created in place (fs_write_new: no temporary file, no rename), there is
- * nothing to remove, and a file that exists after all is an error (EEXIST).
+ * new_dir: workdir is new (workdir_make said 1): it holds nothing but dot files of the caller's (the task log) and,
+ * maybe, empty placeholders named in render_placeholders. The files are then written in place (fs_write_fresh: no
+ * temporary file, no rename; a placeholder is filled), a placeholder of a file this bundle does not produce is
+ * removed, nothing else is, and any other file that exists after all is an error (EEXIST).
  * 0, or -1 with "<file>: <why>" in err. */
 int render_plan_workdir(const cJSON *bundle, const char *workdir, bool new_dir, char *err, size_t errlen);
 

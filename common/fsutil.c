@@ -4,8 +4,8 @@
  * O_NOFOLLOW, so a symbolic link inside the tree is removed as a link and never followed, whatever it points to
  * and even if it is swapped in while the walk runs. fs_write_atomic() and fs_write_atomic_nosync() create their
  * temporary file beside the target (a rename across file systems is not atomic) under a unique name, and remove it
- * on every failure path; they differ only in the two fsyncs. fs_write_new() writes a file that must not exist yet
- * in place, for a directory no one reads before the writer is done. */
+ * on every failure path; they differ only in the two fsyncs. fs_write_fresh() writes a file of a fresh directory in
+ * place, for a directory no one reads before the writer is done. */
 #include "iac/fsutil.h"
 
 #include <dirent.h>
@@ -241,17 +241,37 @@ int fs_write_atomic_nosync(const char *path, const void *data, size_t len, mode_
     return write_replace(path, data, len, mode, false);
 }
 
-int fs_write_new(const char *path, const void *data, size_t len, mode_t mode)
+/* Opens path for fs_write_fresh: created here (*made), or the empty regular file already there; else -EEXIST. The
+ * second open is O_NONBLOCK so that a FIFO someone put there cannot block the loop (it fails with ENXIO). */
+static int open_fresh(const char *path, mode_t mode, bool *made)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+    *made = fd >= 0;
+    if (fd >= 0 || errno != EEXIST)
+        return fd >= 0 ? fd : -errno;
+    fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return -errno;
+        return -EEXIST;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0) {
+        close(fd);
+        return -EEXIST;
+    }
+    return fd;
+}
+
+int fs_write_fresh(const char *path, const void *data, size_t len, mode_t mode)
+{
+    bool made;
+    int fd = open_fresh(path, mode, &made);
+    if (fd < 0)
+        return fd;
     int r = write_all(fd, data, len);
-    if (r == 0 && fchmod(fd, mode) < 0) /* exactly mode, whatever the umask */
+    if (r == 0 && fchmod(fd, mode) < 0) /* exactly mode, whatever the umask or the placeholder's mode */
         r = -errno;
     if (close(fd) < 0 && r == 0)
         r = -errno;
-    if (r < 0)
+    if (r < 0 && made)
         unlink(path);
     return r;
 }

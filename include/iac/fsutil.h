@@ -29,12 +29,14 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
  * For files whose loss in such a crash costs nothing: what a child reads at once in a work directory that a crash
  * discards anyway. 0 or -errno. */
 int fs_write_atomic_nosync(const char *path, const void *data, size_t len, mode_t mode);
-/* Creates path, which must not exist yet (-EEXIST; a symbolic link there is not followed), with len bytes of data
- * and mode exactly `mode`, without fsync. Not atomic: a reader may see the file partly written, and a failure
- * removes it. For files in a directory that no one reads until the writer is done with it and that a crash
- * discards — a task's new work directory — where it saves the temporary file and the rename of
- * fs_write_atomic_nosync (one metadata change of ext4's journal each). 0 or -errno. */
-int fs_write_new(const char *path, const void *data, size_t len, mode_t mode);
+/* Writes a file of a fresh directory in place, without fsync: creates path, or fills the empty regular file that
+ * stands there (a placeholder made ahead: agent/workdir.h); len bytes of data, mode exactly `mode`. Anything else
+ * at path — a file with content, a directory, a symbolic link (never followed), a FIFO — is refused with -EEXIST
+ * and left alone. Not atomic: a reader may see the file partly written, and a failure removes a file this call
+ * created. For files in a directory that no one reads until the writer is done with it and that a crash discards
+ * — a task's new work directory — where it saves the temporary file and the rename of fs_write_atomic_nosync (one
+ * metadata change of ext4's journal each). 0 or -errno. */
+int fs_write_fresh(const char *path, const void *data, size_t len, mode_t mode);
 /* Reads a whole file of at most max bytes into a malloc'd NUL-terminated buffer (*out, caller frees) and *len.
  * -EFBIG when larger than max; other -errno on failure. */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);

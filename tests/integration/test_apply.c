@@ -4,6 +4,7 @@
  * on an operator call and when the apply was given to another agent; a restart keeps the reservation and reports
  * the plan it interrupted; SIGTERM lets running work finish or interrupts and reports it. */
 #include "taskplane.h"
+#include "iac/fsutil.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -339,6 +340,25 @@ static void restart_keeps_the_reservation_and_reports_the_interrupted_plan(void 
     harness_done(h);
 }
 
+typedef struct {
+    const char *data_dir;
+    long        task;
+} saved_wait;
+
+/* The agent's state.json holds a slot running the task. */
+static bool state_names_task(void *arg)
+{
+    saved_wait *w = arg;
+    char path[HARNESS_PATH_LEN + 32], want[64];
+    snprintf(path, sizeof path, "%s/state.json", w->data_dir);
+    snprintf(want, sizeof want, "\"task_id\":%ld,", w->task);
+    char *text = NULL;
+    size_t len;
+    bool ok = fs_read_file(path, 1 << 20, &text, &len) == 0 && strstr(text, want) && strstr(text, "\"running\"");
+    free(text);
+    return ok;
+}
+
 /* The slot a task takes is saved as its first command starts (right after init is spawned, not when run_task
  * arrives: executor.c, exec_take): an agent killed while init runs still reports the task after its restart. */
 static void restart_reports_a_task_killed_during_init(void **state)
@@ -354,6 +374,10 @@ static void restart_reports_a_task_killed_during_init(void **state)
     tp_create_workspace(&dp, TP_WORKSPACE_TWO, "in-init", ws, sizeof ws);
     long task = tp_queue_task(&dp, ws, "plan");
     wait_invoked(a.tf_state, "init", ws, 10000);
+    /* the take is saved a moment after the spawn (executor.c, exec_take), not at the frame nor at the plan */
+    saved_wait sw = { a.ag.data_dir, task };
+    if (harness_wait_until(state_names_task, &sw, 3000) < 0)
+        fail_msg("state.json never named task %ld while its init ran", task);
     harness_kill(a.ag.proc, SIGKILL);
     harness_wait_exit(a.ag.proc, 3000, NULL);
     agent_run(h, &a, &dp);

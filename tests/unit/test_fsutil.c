@@ -264,14 +264,15 @@ static void write_atomic_failure_leaves_nothing_behind(void **state)
     assert_int_equal(fs_write_atomic(at(f, "."), "x", 1, 0644), -EISDIR);
 }
 
-/* fs_write_new creates a file with exactly the mode asked for (the umask does not apply) and refuses one that is
- * there, a dangling symbolic link included (never followed); a failure leaves nothing. */
-static void write_new_creates_and_never_replaces(void **state)
+/* fs_write_fresh creates a file with exactly the mode asked for (the umask does not apply) and refuses whatever
+ * is there but an empty regular file — content, a dangling symbolic link (never followed), a directory, a FIFO
+ * (without blocking) — leaving it as it was; a failure leaves nothing it made. */
+static void write_fresh_creates_and_never_replaces(void **state)
 {
     fixture *f = *state;
     const char *p = at(f, "main.tf.json");
     mode_t old = umask(077);
-    assert_int_equal(fs_write_new(p, "{}", 2, 0644), 0);
+    assert_int_equal(fs_write_fresh(p, "{}", 2, 0644), 0);
     umask(old);
     char *data;
     size_t len;
@@ -282,15 +283,42 @@ static void write_new_creates_and_never_replaces(void **state)
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0644);
 
-    assert_int_equal(fs_write_new(p, "new", 3, 0644), -EEXIST);
+    assert_int_equal(fs_write_fresh(p, "new", 3, 0644), -EEXIST);
     assert_int_equal(fs_read_file(p, 1024, &data, &len), 0);
     assert_string_equal(data, "{}");
     free(data);
     assert_int_equal(symlink(at(f, "target"), at(f, "link")), 0);
-    assert_int_equal(fs_write_new(at(f, "link"), "x", 1, 0644), -EEXIST);
+    assert_int_equal(fs_write_fresh(at(f, "link"), "x", 1, 0644), -EEXIST);
     assert_false(exists(at(f, "target")));
-    assert_int_equal(fs_write_new(at(f, "missing/file"), "x", 1, 0644), -ENOENT);
-    assert_int_equal(count_entries(f->root), 2);
+    assert_int_equal(mkdir(at(f, "dir"), 0700), 0);
+    assert_int_equal(fs_write_fresh(at(f, "dir"), "x", 1, 0644), -EEXIST);
+    assert_int_equal(mkfifo(at(f, "fifo"), 0600), 0);
+    assert_int_equal(fs_write_fresh(at(f, "fifo"), "x", 1, 0644), -EEXIST);
+    assert_int_equal(fs_write_fresh(at(f, "missing/file"), "x", 1, 0644), -ENOENT);
+    assert_int_equal(count_entries(f->root), 4);
+}
+
+/* An empty regular file — a placeholder made ahead (agent/workdir.h) — is filled in place: the same inode, the
+ * bytes written, exactly the mode asked for whatever the placeholder's was. */
+static void write_fresh_fills_an_empty_placeholder_in_place(void **state)
+{
+    fixture *f = *state;
+    const char *p = at(f, "variables.tfvars");
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    struct stat before, after;
+    assert_int_equal(stat(p, &before), 0);
+    assert_int_equal(fs_write_fresh(p, "a = 1\n", 6, 0644), 0);
+    assert_int_equal(stat(p, &after), 0);
+    assert_int_equal(after.st_ino, before.st_ino);
+    assert_int_equal(after.st_mode & 07777, 0644);
+    char *data;
+    size_t len;
+    assert_int_equal(fs_read_file(p, 1024, &data, &len), 0);
+    assert_string_equal(data, "a = 1\n");
+    free(data);
+    assert_int_equal(count_entries(f->root), 1);
 }
 
 /* A relative path works too (the directory synced is "."). */
@@ -422,7 +450,8 @@ int main(void)
         T(write_atomic_replaces_content_and_mode),
         T(write_atomic_failure_leaves_nothing_behind),
         T(write_atomic_with_a_relative_path),
-        T(write_new_creates_and_never_replaces),
+        T(write_fresh_creates_and_never_replaces),
+        T(write_fresh_fills_an_empty_placeholder_in_place),
         T(write_atomic_nosync_replaces_without_writing_through),
         T(read_file_enforces_its_limit),
         T(read_file_of_unsized_files),

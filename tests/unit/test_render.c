@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1036,6 +1037,71 @@ static void plan_workdir_in_a_new_directory_refuses_an_existing_file(void **stat
     cJSON_Delete(b);
 }
 
+/* Empty placeholders of every render_placeholders file (a spare work directory, agent/workdir.h): the ones the
+ * bundle produces are filled in place (same inode, mode 0644, the same bytes as a render into a directory of its
+ * own), the others are removed, the rest are created, and the task log is left alone. */
+static void plan_workdir_fills_placeholders_and_removes_unused_ones(void **state)
+{
+    const char *root = *state;
+    char dir[256], ref[256], path[512], err[512];
+    snprintf(dir, sizeof dir, "%s/spare", root);
+    snprintf(ref, sizeof ref, "%s/ref", root);
+    assert_int_equal(fs_mkdir_p_made(dir, 0700), 1);
+    write_in(dir, ".iac-task.log", "log");
+    ino_t ino[RENDER_PLACEHOLDERS];
+    for (size_t i = 0; i < RENDER_PLACEHOLDERS; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, render_placeholders[i]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(stat(path, &st), 0);
+        ino[i] = st.st_ino;
+    }
+    /* code, variables and the lock file, but no state version */
+    cJSON *b = fixture("{'workspace': {'tf_code': {'locals': {'a': 1}}, 'terraform_lock_hcl': '# lock\\n'},"
+                       " 'variables': [{'key': 'n', 'value': 'v', 'variable_type': 'terraform'}]}");
+    assert_int_equal(render_plan_workdir(b, dir, true, err, sizeof err), 0);
+    assert_int_equal(render_plan_workdir(b, ref, false, err, sizeof err), 0);
+    assert_int_equal(count_entries(dir), count_entries(ref) + 1); /* + the task log */
+    for (size_t i = 0; i < RENDER_PLACEHOLDERS; i++) {
+        const char *f = render_placeholders[i];
+        char *want = read_in(ref, f);
+        if (!want) { /* not produced: the placeholder is gone */
+            assert_int_equal(mode_of(dir, f), -1);
+            continue;
+        }
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, f);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_ino, ino[i]);
+        assert_int_equal(st.st_mode & 07777, 0644);
+        char *got = read_in(dir, f);
+        assert_string_equal(got, want);
+        free(got);
+        free(want);
+    }
+    assert_int_equal(mode_of(dir, "terraform.tfstate"), -1);
+    assert_int_equal(mode_of(dir, "variables.tf.json"), 0644);
+    char *log = read_in(dir, ".iac-task.log");
+    assert_string_equal(log, "log");
+    free(log);
+    cJSON_Delete(b);
+}
+
+/* Each placeholder is a file a render writes for a full bundle: none is a name of its own. */
+static void placeholders_are_files_a_render_writes(void **state)
+{
+    const char *root = *state;
+    char dir[256], err[512];
+    snprintf(dir, sizeof dir, "%s/full", root);
+    cJSON *b = fixture(full_bundle);
+    assert_int_equal(render_plan_workdir(b, dir, false, err, sizeof err), 0);
+    for (size_t i = 0; i < RENDER_PLACEHOLDERS; i++)
+        assert_int_equal(mode_of(dir, render_placeholders[i]), 0644);
+    cJSON_Delete(b);
+}
+
 /* A work directory that cannot be created is an error naming it. */
 static void plan_workdir_reports_an_uncreatable_directory(void **state)
 {
@@ -1087,6 +1153,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(plan_workdir_in_a_new_directory_creates_in_place, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(plan_workdir_in_a_new_directory_refuses_an_existing_file, setup_dir,
                                         teardown_dir),
+        cmocka_unit_test_setup_teardown(plan_workdir_fills_placeholders_and_removes_unused_ones, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(placeholders_are_files_a_render_writes, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(plan_workdir_reports_an_uncreatable_directory, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

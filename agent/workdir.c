@@ -1,0 +1,184 @@
+/* workdir.c — a task's new work directory, its inodes allocated ahead of the task; see workdir.h.
+ *
+ * A spare is renamed into place with RENAME_NOREPLACE, so that a directory already at the target (a kept one, or
+ * one someone made) is never replaced and reads as "there already" — exactly what a mkdir would have said. A
+ * rename the file system refuses for good (another mount under the data directory: EXDEV; no RENAME_NOREPLACE:
+ * EINVAL) switches the pool off for the life of the process, once, with one log line. */
+#include "workdir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iac/fsutil.h"
+#include "iac/log.h"
+
+struct workdir_pool {
+    char     root[PATH_MAX];  /* <data_dir>/spare */
+    int      spares;          /* the pool's size */
+    uint64_t ready;           /* bit n: <root>/<n> is complete and not taken */
+    bool     cleaned;         /* the first fill removed what an earlier process left */
+    bool     off;             /* the file system cannot rename a spare into place */
+    size_t   nfiles;
+    char   **files;
+};
+
+static bool plain_name(const char *name)
+{
+    return name && name[0] && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/');
+}
+
+workdir_pool *workdir_new(const char *data_dir, int spares, const char *const *files, size_t nfiles)
+{
+    for (size_t i = 0; i < nfiles; i++)
+        if (!plain_name(files[i]))
+            return NULL;
+    workdir_pool *w = calloc(1, sizeof *w);
+    if (!w || (nfiles && !(w->files = calloc(nfiles, sizeof *w->files)))) {
+        free(w);
+        return NULL;
+    }
+    if ((size_t)snprintf(w->root, sizeof w->root, "%s/spare", data_dir) >= sizeof w->root)
+        w->off = true; /* no path left for a spare: every directory is made on the spot */
+    w->spares = spares < 0 ? 0 : spares > WORKDIR_SPARES_MAX ? WORKDIR_SPARES_MAX : spares;
+    for (w->nfiles = 0; w->nfiles < nfiles; w->nfiles++)
+        if (!(w->files[w->nfiles] = strdup(files[w->nfiles]))) {
+            workdir_free(w);
+            return NULL;
+        }
+    return w;
+}
+
+void workdir_free(workdir_pool *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->nfiles; i++)
+        free(w->files[i]);
+    free(w->files);
+    free(w);
+}
+
+int workdir_ready(const workdir_pool *w)
+{
+    return w && !w->off ? __builtin_popcountll(w->ready) : 0;
+}
+
+static void spare_path(const workdir_pool *w, int n, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%d", w->root, n);
+}
+
+/* Makes path's parent (and its missing parents); 0 or -errno. */
+static int make_parent(const char *path)
+{
+    char parent[PATH_MAX];
+    if ((size_t)snprintf(parent, sizeof parent, "%s", path) >= sizeof parent)
+        return -ENAMETOOLONG;
+    size_t len = strlen(parent);
+    while (len > 1 && parent[len - 1] == '/')
+        parent[--len] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        return 0; /* relative to the working directory, which exists */
+    if (slash == parent)
+        return 0; /* "/x": the root */
+    *slash = '\0';
+    return fs_mkdir_p(parent, 0700);
+}
+
+/* Renames spare n to path, making path's parent when it is missing; 0 or -errno. */
+static int spare_rename(const workdir_pool *w, int n, const char *path)
+{
+    char spare[PATH_MAX + 16];
+    spare_path(w, n, spare, sizeof spare);
+    if (renameat2(AT_FDCWD, spare, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -errno;
+    /* the parent (workspaces/<ws>) is missing, or the spare is */
+    int r = make_parent(path);
+    if (r < 0)
+        return r;
+    return renameat2(AT_FDCWD, spare, AT_FDCWD, path, RENAME_NOREPLACE) == 0 ? 0 : -errno;
+}
+
+int workdir_make(workdir_pool *w, const char *path)
+{
+    if (w && !w->off && w->ready) {
+        int n = 63 - __builtin_clzll(w->ready);
+        int r = spare_rename(w, n, path);
+        if (r == 0) {
+            w->ready &= ~(UINT64_C(1) << n);
+            return 1;
+        }
+        if (r == -ENOENT) { /* someone removed the spare */
+            w->ready &= ~(UINT64_C(1) << n);
+        } else if (r == -EXDEV || r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP) {
+            w->off = true;
+            log_info("workdir", "work directories are made on the spot from now on: cannot rename a spare from %s to "
+                     "%s: %s", w->root, path, strerror(-r));
+        }
+        /* -EEXIST: path is there already (mkdir says what it is); anything else, mkdir meets it again and says so */
+    }
+    return fs_mkdir_p_made(path, 0700);
+}
+
+/* Makes spare n: the directory, then each empty file. A leftover of a failed fill is removed first. */
+static int spare_make(const workdir_pool *w, int n, char *err, size_t errlen)
+{
+    char dir[PATH_MAX + 16], file[2 * PATH_MAX];
+    spare_path(w, n, dir, sizeof dir);
+    int r = mkdir(dir, 0700) == 0 ? 0 : -errno;
+    if (r == -EEXIST && (r = fs_rm_rf(dir)) == 0)
+        r = mkdir(dir, 0700) == 0 ? 0 : -errno;
+    if (r < 0) {
+        snprintf(err, errlen, "cannot make the spare work directory %s: %s", dir, strerror(-r));
+        return r;
+    }
+    for (size_t i = 0; i < w->nfiles; i++) {
+        snprintf(file, sizeof file, "%s/%s", dir, w->files[i]);
+        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || close(fd) < 0) {
+            r = -errno;
+            snprintf(err, errlen, "cannot make %s: %s", file, strerror(-r));
+            fs_rm_rf(dir);
+            return r;
+        }
+    }
+    return 0;
+}
+
+int workdir_fill(workdir_pool *w, char *err, size_t errlen)
+{
+    if (!w || w->off || workdir_ready(w) == w->spares)
+        return 0;
+    int r;
+    if (!w->cleaned) {
+        if ((r = fs_rm_rf(w->root)) < 0) {
+            snprintf(err, errlen, "cannot remove the spare work directories an earlier run left in %s: %s", w->root,
+                     strerror(-r));
+            return r;
+        }
+        w->cleaned = true;
+    }
+    if ((r = fs_mkdir_p(w->root, 0700)) < 0) {
+        snprintf(err, errlen, "cannot make %s: %s", w->root, strerror(-r));
+        return r;
+    }
+    for (int n = 0; n < w->spares; n++) {
+        if (w->ready & (UINT64_C(1) << n))
+            continue;
+        if ((r = spare_make(w, n, err, errlen)) < 0)
+            return r;
+        w->ready |= UINT64_C(1) << n;
+    }
+    return 0;
+}

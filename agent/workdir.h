@@ -1,0 +1,47 @@
+/* workdir.h — a task's new work directory, its inodes allocated ahead of the task.
+ *
+ * Between run_task and terraform's exec the agent makes the task's directory, its log file and the files of the
+ * configuration: a new inode each. On some file systems an inode allocation is the slowest step of that path. ext4
+ * without a journal, for one, passes over every inode freed in the last minutes on each create, and each task frees
+ * a dozen when its directory is removed: after a busy minute a create costs about 0.13 ms there, and a dispatch made
+ * five (bench/README.md, row 3). So the inodes are allocated when nothing waits for them: a spare is a directory
+ * (mode 0700) holding empty files named as the files nearly every task's directory gets (the task log, and
+ * render_placeholders), made by workdir_fill() shortly after a task's first command is spawned. workdir_make()
+ * renames a spare into place — no inode allocated — and the caller fills its files in place (tasklog_open truncates
+ * the log, fs_write_fresh fills a placeholder, render removes one it does not need). With no spare ready, or on a
+ * file system that cannot rename one there, it makes the directory as it would without a pool.
+ *
+ * Spares live in <data_dir>/spare/<n>, n < the pool's size; they are only ever renamed into place or removed. The
+ * first workdir_fill() of a process removes whatever an earlier one left there (a spare made before a crash may be
+ * half made), so a start does no work here before its first task.
+ *
+ * Ownership: workdir_new() copies data_dir and the file names; the executor owns the pool and frees it with
+ * workdir_free() (the spares stay on disk for the next process to remove). Loop thread only; no global state. */
+#ifndef IAC_AGENT_WORKDIR_H
+#define IAC_AGENT_WORKDIR_H
+
+#include <stddef.h>
+
+#define WORKDIR_SPARES_MAX 64
+
+typedef struct workdir_pool workdir_pool;
+
+/* A pool of up to `spares` (clamped to 0..WORKDIR_SPARES_MAX) spares, each holding the nfiles empty files named in
+ * files (plain names, created mode 0600). No file system work. NULL on OOM or a name that is not a plain file name
+ * ("", ".", "..", or one with a '/'). */
+workdir_pool *workdir_new(const char *data_dir, int spares, const char *const *files, size_t nfiles);
+void workdir_free(workdir_pool *w);
+
+/* Makes path (its missing parents 0700) as a task's new work directory: 1 when it is new — a spare renamed into
+ * place, holding the spare's empty files, or made here, empty — 0 when path was a directory already (untouched,
+ * no spare used), or -errno (-EEXIST when it is something other than a directory). w may be NULL: no spares. */
+int workdir_make(workdir_pool *w, const char *path);
+
+/* Makes spares until the pool is full. 0, or -errno of the first failure with the path and the reason in err (the
+ * caller logs it; the spare that failed is removed and tried again at the next call). */
+int workdir_fill(workdir_pool *w, char *err, size_t errlen);
+
+/* Spares ready to be taken. */
+int workdir_ready(const workdir_pool *w);
+
+#endif

@@ -1,0 +1,276 @@
+/* test_workdir.c — spare work directories (agent/workdir.c): made ahead, renamed into place, never over anything
+ * that is there, the leftovers of an earlier process removed, and every failure falling back to a plain mkdir. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../agent/workdir.h"
+#include "iac/fsutil.h"
+
+static const char *const files[] = { ".iac-task.log", "main.tf.json", "variables.tfvars" };
+#define NFILES (sizeof files / sizeof files[0])
+
+typedef struct {
+    char *root;
+    char  path[8][256];
+    int   n;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    char tmpl[] = "/tmp/iac-test-workdir-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    f->root = strdup(tmpl);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    fs_rm_rf(f->root);
+    free(f->root);
+    free(f);
+    return 0;
+}
+
+/* A path under the fixture's root (valid until the fixture ends; eight at most per test). */
+static const char *at(fixture *f, const char *rel)
+{
+    char *p = f->path[f->n++ % 8];
+    snprintf(p, 256, "%s/%s", f->root, rel);
+    return p;
+}
+
+static int entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static ino_t inode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_ino;
+}
+
+static int mode_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/* The spare's files are all there, empty, mode 0600. */
+static void assert_holds_the_files(const char *dir)
+{
+    char p[512];
+    assert_int_equal(entries(dir), (int)NFILES);
+    for (size_t i = 0; i < NFILES; i++) {
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(st.st_size, 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+    }
+}
+
+/* With no spare made yet (a new process), a task's directory is made on the spot, with its missing parents; a
+ * second call says it was there. */
+static void without_a_spare_the_directory_is_made(void **state)
+{
+    fixture *f = *state;
+    workdir_pool *w = workdir_new(f->root, 2, files, NFILES);
+    assert_non_null(w);
+    assert_int_equal(workdir_ready(w), 0);
+    const char *dir = at(f, "workspaces/ws-1/7");
+    assert_int_equal(workdir_make(w, dir), 1);
+    assert_int_equal(mode_of(dir), 0700);
+    assert_int_equal(entries(dir), 0);
+    assert_int_equal(workdir_make(w, dir), 0);
+    assert_int_equal(mode_of(at(f, "spare")), -1); /* nothing made ahead without a fill */
+    assert_int_equal(workdir_make(NULL, at(f, "workspaces/ws-1/8")), 1);
+    workdir_free(w);
+}
+
+/* A fill makes one spare per place in the pool; a task's directory is a spare renamed into place (the same inode,
+ * with its empty files), its workspace directory made when missing; once the spares are used up, directories are
+ * made on the spot again, and the next fill makes new spares. */
+static void a_spare_is_renamed_into_place(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    workdir_pool *w = workdir_new(f->root, 2, files, NFILES);
+    assert_int_equal(workdir_fill(w, err, sizeof err), 0);
+    assert_int_equal(workdir_ready(w), 2);
+    assert_int_equal(mode_of(at(f, "spare/0")), 0700);
+    assert_holds_the_files(at(f, "spare/0"));
+    assert_holds_the_files(at(f, "spare/1"));
+    ino_t spare1 = inode_of(at(f, "spare/1"));
+
+    const char *a = at(f, "workspaces/ws-1/7");
+    assert_int_equal(workdir_make(w, a), 1);
+    assert_int_equal(workdir_ready(w), 1);
+    assert_int_equal(inode_of(a), spare1);
+    assert_holds_the_files(a);
+    assert_int_equal(mode_of(at(f, "spare/1")), -1);
+
+    const char *b = at(f, "workspaces/ws-2/8");
+    assert_int_equal(workdir_make(w, b), 1);
+    assert_int_equal(workdir_ready(w), 0);
+    assert_holds_the_files(b);
+    const char *c = at(f, "workspaces/ws-2/9");
+    assert_int_equal(workdir_make(w, c), 1);
+    assert_int_equal(entries(c), 0);
+
+    assert_int_equal(workdir_fill(w, err, sizeof err), 0);
+    assert_int_equal(workdir_ready(w), 2);
+    assert_int_equal(entries(at(f, "spare")), 2);
+    assert_holds_the_files(at(f, "spare/0"));
+    workdir_free(w);
+}
+
+/* Whatever is at the path already is never replaced: a directory (a kept one, with its plan) reads as "there" and
+ * keeps every file, a file is refused with EEXIST; the spare stays ready for the next task. */
+static void nothing_at_the_path_is_replaced(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    workdir_pool *w = workdir_new(f->root, 1, files, NFILES);
+    assert_int_equal(workdir_fill(w, err, sizeof err), 0);
+    const char *kept = at(f, "workspaces/ws-1/7");
+    assert_int_equal(fs_mkdir_p(kept, 0700), 0);
+    assert_int_equal(fs_write_atomic(at(f, "workspaces/ws-1/7/plan.out"), "plan", 4, 0644), 0);
+    assert_int_equal(workdir_make(w, kept), 0);
+    assert_int_equal(entries(kept), 1);
+    assert_int_equal(workdir_ready(w), 1);
+
+    assert_int_equal(fs_write_atomic(at(f, "workspaces/ws-1/8"), "x", 1, 0644), 0);
+    assert_int_equal(workdir_make(w, at(f, "workspaces/ws-1/8")), -EEXIST);
+    assert_int_equal(workdir_ready(w), 1);
+    assert_holds_the_files(at(f, "spare/0"));
+    workdir_free(w);
+}
+
+/* The first fill of a process removes what an earlier one left (a half-made spare, one past the pool's size, a
+ * stray file); a spare that someone removed meanwhile is not missed: the task's directory is made on the spot. */
+static void leftovers_are_removed_and_a_missing_spare_is_not_missed(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    assert_int_equal(fs_mkdir_p(at(f, "spare/0"), 0700), 0);
+    assert_int_equal(fs_write_atomic(at(f, "spare/0/junk"), "x", 1, 0644), 0);
+    assert_int_equal(fs_mkdir_p(at(f, "spare/9"), 0700), 0);
+    assert_int_equal(fs_write_atomic(at(f, "spare/stray"), "x", 1, 0644), 0);
+    workdir_pool *w = workdir_new(f->root, 2, files, NFILES);
+    assert_int_equal(workdir_fill(w, err, sizeof err), 0);
+    assert_int_equal(entries(at(f, "spare")), 2);
+    assert_holds_the_files(at(f, "spare/0"));
+
+    assert_int_equal(fs_rm_rf(at(f, "spare/1")), 0);
+    const char *dir = at(f, "workspaces/ws-1/7");
+    assert_int_equal(workdir_make(w, dir), 1);
+    assert_int_equal(entries(dir), 0); /* made on the spot, not the spare */
+    assert_int_equal(workdir_ready(w), 1);
+    assert_int_equal(workdir_make(w, at(f, "workspaces/ws-1/8")), 1);
+    assert_holds_the_files(at(f, "workspaces/ws-1/8"));
+    assert_int_equal(workdir_ready(w), 0);
+    workdir_free(w);
+}
+
+/* A fill that cannot make its spares says which path and why, and tasks still get their directories. */
+static void a_failed_fill_names_the_path(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    assert_int_equal(fs_write_atomic(at(f, "spare"), "not a directory", 15, 0644), 0);
+    assert_int_equal(chmod(f->root, 0500), 0); /* the leftover cannot be removed (unless we are root) */
+    workdir_pool *w = workdir_new(f->root, 1, files, NFILES);
+    int rc = workdir_fill(w, err, sizeof err);
+    assert_int_equal(chmod(f->root, 0700), 0);
+    if (rc == 0) { /* root: the leftover went; make the spare's place unusable another way */
+        workdir_free(w);
+        assert_int_equal(fs_rm_rf(at(f, "spare")), 0);
+        assert_int_equal(fs_write_atomic(at(f, "spare"), "x", 1, 0644), 0);
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s/spare", f->root); /* data_dir/spare/spare: under a file */
+        w = workdir_new(sub, 1, files, NFILES);
+        rc = workdir_fill(w, err, sizeof err);
+    }
+    assert_true(rc < 0);
+    assert_non_null(strstr(err, "/spare"));
+    assert_non_null(strstr(err, strerror(-rc)));
+    assert_int_equal(workdir_ready(w), 0);
+    workdir_free(w);
+}
+
+/* A spare on another file system than the task's directory (EXDEV) switches the pool off for good: the task's
+ * directory is made on the spot, and no fill makes spares again. */
+static void another_file_system_switches_the_pool_off(void **state)
+{
+    fixture *f = *state;
+    char err[512], other[64] = "/dev/shm/iac-test-workdir-XXXXXX";
+    struct stat a, b;
+    if (stat("/dev/shm", &b) != 0 || stat(f->root, &a) != 0 || a.st_dev == b.st_dev || !mkdtemp(other))
+        skip(); /* no second file system to cross to */
+    workdir_pool *w = workdir_new(f->root, 1, files, NFILES);
+    assert_int_equal(workdir_fill(w, err, sizeof err), 0);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/ws-1/7", other);
+    assert_int_equal(workdir_make(w, dir), 1);
+    assert_int_equal(entries(dir), 0);
+    assert_int_equal(workdir_ready(w), 0);
+    assert_int_equal(workdir_fill(w, err, sizeof err), 0);
+    assert_int_equal(workdir_ready(w), 0);
+    workdir_free(w);
+    fs_rm_rf(other);
+}
+
+/* A file name that is not a plain name is refused when the pool is made. */
+static void file_names_must_be_plain(void **state)
+{
+    fixture *f = *state;
+    static const char *const bad[] = { "", ".", "..", "a/b", "/abs" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *one[] = { "main.tf.json", bad[i] };
+        assert_null(workdir_new(f->root, 1, one, 2));
+    }
+    workdir_pool *w = workdir_new(f->root, 1000, files, NFILES); /* clamped, not refused */
+    assert_non_null(w);
+    workdir_free(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(without_a_spare_the_directory_is_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_spare_is_renamed_into_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(nothing_at_the_path_is_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(leftovers_are_removed_and_a_missing_spare_is_not_missed, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_fill_names_the_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(another_file_system_switches_the_pool_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(file_names_must_be_plain, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
