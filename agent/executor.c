@@ -213,7 +213,18 @@ static void http_describe(const httpc_response *r, char *out, size_t n)
         snprintf(out, n, "request failed with status %ld: %.300s", r->status, r->body);
 }
 
-/* An agent line: to the task log (spill + live) and the error extractor's view of "[" lines. */
+/* An agent line: to the task log at `level` (spill + live; the error extractor sees a "[" line) and to the agent's
+ * own log at `agent_level`. */
+static void exec_say_text(exec_task *t, log_level level, log_level agent_level, const char *text)
+{
+    if (t->log) {
+        tasklog_agent_line(t->log, level, text);
+        planjson_errors_feed(&t->errors, "[agent]", 7); /* an agent line ends an Error: block (ref §7.7) */
+    }
+    log_write(agent_level, "task", "task %" PRIu64 ": %s", t->id, text);
+}
+
+/* An agent line at the same level in the task log and the agent's log. */
 static void exec_say(exec_task *t, log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void exec_say(exec_task *t, log_level level, const char *fmt, ...)
 {
@@ -222,11 +233,7 @@ static void exec_say(exec_task *t, log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    if (t->log) {
-        tasklog_agent_line(t->log, level, text);
-        planjson_errors_feed(&t->errors, "[agent]", 7); /* an agent line ends an Error: block (ref §7.7) */
-    }
-    log_write(level, "task", "task %" PRIu64 ": %s", t->id, text);
+    exec_say_text(t, level, level, text);
 }
 
 static void stage_begin(exec_task *t, int stage)
@@ -569,10 +576,14 @@ static void step_engine(exec_task *t)
 
 /* ---- step: work directory and files ------------------------------------------------------------------------- */
 
+/* The fetching stage's description of the task: its resources, its variables (non-sensitive values in clear), its
+ * region and state version. It is the task's content, for the task's log; the agent's own log (the pod's) gets it
+ * only at debug level — a dozen lines per task there would bury the agent's own story, and a value that is not
+ * marked sensitive is still the workspace's business. */
 static void log_sink_line(const char *line, void *arg)
 {
     exec_task *t = arg;
-    exec_say(t, LOG_INFO, "%s", line);
+    exec_say_text(t, LOG_INFO, LOG_DEBUG, line);
 }
 
 /* Live frames go straight to the C&C queue; when it refuses (slow or down), tasklog drops and counts them. */
