@@ -1602,8 +1602,9 @@ executor *executor_new(const executor_config *cfg)
     if (!x)
         return NULL;
     x->cfg = *cfg;
-    const char *spare_files[1 + RENDER_PLACEHOLDERS] = { EXEC_TASK_LOG };
-    memcpy(spare_files + 1, render_placeholders, sizeof render_placeholders);
+    workdir_file spare_files[1 + RENDER_PLACEHOLDERS] = { { EXEC_TASK_LOG, TASKLOG_MODE } };
+    for (size_t i = 0; i < RENDER_PLACEHOLDERS; i++)
+        spare_files[1 + i] = (workdir_file){ render_placeholders[i], RENDER_FILE_MODE };
     /* one spare per slot: a burst of run_task frames finds one each before the first spawn refills the pool */
     x->workdirs = workdir_new(cfg->data_dir, cfg->slots->n, spare_files, 1 + RENDER_PLACEHOLDERS);
     engine_config ec = { .loop = cfg->loop, .http = cfg->http, .base_url = cfg->base_url, .token = cfg->token,

@@ -1024,8 +1024,8 @@ static int render_workdir(const render_file *files, size_t n, const render_src *
          * created (or its placeholder filled) in place, and only an unused placeholder is removed. */
         const char *data = text[i].data ? text[i].data : "";
         if (kind[i] == RENDER_WRITE)
-            r = new_dir ? fs_write_fresh(path, data, text[i].len, 0644)
-                        : fs_write_atomic_nosync(path, data, text[i].len, 0644);
+            r = new_dir ? fs_write_fresh(path, data, text[i].len, RENDER_FILE_MODE)
+                        : fs_write_atomic_nosync(path, data, text[i].len, RENDER_FILE_MODE);
         else if (!new_dir || render_is_placeholder(files[i].file))
             r = unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
         else

@@ -71,6 +71,7 @@ void render_sanitize_name(const char *in, char *out, size_t outlen);
  * as empty placeholders (agent/workdir.h), which takes their creation off the dispatch path; the render fills the
  * ones it writes and removes the others. */
 #define RENDER_PLACEHOLDERS 4
+#define RENDER_FILE_MODE 0644 /* every file a render writes */
 extern const char *const render_placeholders[RENDER_PLACEHOLDERS];
 
 /* Writes every plan-phase file into workdir (created 0700 with its parents when missing), each 0644 and replaced

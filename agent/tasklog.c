@@ -232,14 +232,14 @@ int tasklog_open(const char *path, const tasklog_opts *opts, tasklog **out)
         free(t);
         return -ENOMEM;
     }
-    t->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    t->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, TASKLOG_MODE);
     struct stat st;
     int err = 0;
     if (t->fd < 0)
         err = -errno;
     /* An existing file keeps its mode through O_TRUNC. Only a regular file: never chmod a device. */
     else if (fstat(t->fd, &st) < 0
-             || (S_ISREG(st.st_mode) && (st.st_mode & 07777) != 0600 && fchmod(t->fd, 0600) < 0))
+             || (S_ISREG(st.st_mode) && (st.st_mode & 07777) != TASKLOG_MODE && fchmod(t->fd, TASKLOG_MODE) < 0))
         err = -errno;
     if (err) {
         if (t->fd >= 0)

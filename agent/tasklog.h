@@ -69,7 +69,9 @@ typedef struct {
     int      first_error;    /* -errno of the first failed write, else 0 */
 } tasklog_stats;
 
-/* Creates (or truncates) the spill file at path, mode 0600. 0 and *out, or a negative errno. */
+#define TASKLOG_MODE 0600 /* the spill file's */
+
+/* Creates (or truncates) the spill file at path, mode TASKLOG_MODE. 0 and *out, or a negative errno. */
 int tasklog_open(const char *path, const tasklog_opts *opts, tasklog **out);
 
 /* One line of output (len bytes, no trailing newline) at stage (NULL → the current stage). Frame type `output`. */

@@ -28,6 +28,7 @@ struct workdir_pool {
     bool     off;             /* the file system cannot rename a spare into place */
     size_t   nfiles;
     char   **files;
+    mode_t  *modes;
 };
 
 static bool plain_name(const char *name)
@@ -35,24 +36,29 @@ static bool plain_name(const char *name)
     return name && name[0] && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/');
 }
 
-workdir_pool *workdir_new(const char *data_dir, int spares, const char *const *files, size_t nfiles)
+workdir_pool *workdir_new(const char *data_dir, int spares, const workdir_file *files, size_t nfiles)
 {
     for (size_t i = 0; i < nfiles; i++)
-        if (!plain_name(files[i]))
+        if (!plain_name(files[i].name))
             return NULL;
     workdir_pool *w = calloc(1, sizeof *w);
-    if (!w || (nfiles && !(w->files = calloc(nfiles, sizeof *w->files)))) {
+    if (!w)
+        return NULL;
+    if (nfiles && (!(w->files = calloc(nfiles, sizeof *w->files)) || !(w->modes = calloc(nfiles, sizeof *w->modes)))) {
+        free(w->files);
         free(w);
         return NULL;
     }
     if ((size_t)snprintf(w->root, sizeof w->root, "%s/spare", data_dir) >= sizeof w->root)
         w->off = true; /* no path left for a spare: every directory is made on the spot */
     w->spares = spares < 0 ? 0 : spares > WORKDIR_SPARES_MAX ? WORKDIR_SPARES_MAX : spares;
-    for (w->nfiles = 0; w->nfiles < nfiles; w->nfiles++)
-        if (!(w->files[w->nfiles] = strdup(files[w->nfiles]))) {
+    for (w->nfiles = 0; w->nfiles < nfiles; w->nfiles++) {
+        w->modes[w->nfiles] = files[w->nfiles].mode & 07777;
+        if (!(w->files[w->nfiles] = strdup(files[w->nfiles].name))) {
             workdir_free(w);
             return NULL;
         }
+    }
     return w;
 }
 
@@ -63,6 +69,7 @@ void workdir_free(workdir_pool *w)
     for (size_t i = 0; i < w->nfiles; i++)
         free(w->files[i]);
     free(w->files);
+    free(w->modes);
     free(w);
 }
 
@@ -145,8 +152,8 @@ static int spare_make(const workdir_pool *w, int n, char *err, size_t errlen)
     }
     for (size_t i = 0; i < w->nfiles; i++) {
         snprintf(file, sizeof file, "%s/%s", dir, w->files[i]);
-        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 || close(fd) < 0) {
+        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->modes[i]);
+        if (fd < 0 || fchmod(fd, w->modes[i]) < 0 || close(fd) < 0) { /* exactly the mode, whatever the umask */
             r = -errno;
             snprintf(err, errlen, "cannot make %s: %s", file, strerror(-r));
             fs_rm_rf(dir);

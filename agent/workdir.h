@@ -21,15 +21,22 @@
 #define IAC_AGENT_WORKDIR_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define WORKDIR_SPARES_MAX 64
 
 typedef struct workdir_pool workdir_pool;
 
-/* A pool of up to `spares` (clamped to 0..WORKDIR_SPARES_MAX) spares, each holding the nfiles empty files named in
- * files (plain names, created mode 0600). No file system work. NULL on OOM or a name that is not a plain file name
- * ("", ".", "..", or one with a '/'). */
-workdir_pool *workdir_new(const char *data_dir, int spares, const char *const *files, size_t nfiles);
+/* A file every spare holds, empty: a plain name, and the mode the file will have in use (so that filling it in
+ * place changes no mode). */
+typedef struct {
+    const char *name;
+    mode_t      mode;
+} workdir_file;
+
+/* A pool of up to `spares` (clamped to 0..WORKDIR_SPARES_MAX) spares, each holding the nfiles empty files of files.
+ * No file system work. NULL on OOM or a name that is not a plain file name ("", ".", "..", or one with a '/'). */
+workdir_pool *workdir_new(const char *data_dir, int spares, const workdir_file *files, size_t nfiles);
 void workdir_free(workdir_pool *w);
 
 /* Makes path (its missing parents 0700) as a task's new work directory: 1 when it is new — a spare renamed into

@@ -241,33 +241,44 @@ int fs_write_atomic_nosync(const char *path, const void *data, size_t len, mode_
     return write_replace(path, data, len, mode, false);
 }
 
-/* Opens path for fs_write_fresh: created here (*made), or the empty regular file already there; else -EEXIST. The
- * second open is O_NONBLOCK so that a FIFO someone put there cannot block the loop (it fails with ENXIO). */
-static int open_fresh(const char *path, mode_t mode, bool *made)
+/* Opens path for fs_write_fresh: the empty regular file already there (its mode in *had), or one created here
+ * (*made); anything else is -EEXIST. The placeholder is looked for first: where one stands, that is the one open,
+ * and where none does, the failed lookup costs less than the failed exclusive create would have. O_NONBLOCK keeps
+ * a FIFO someone put there from blocking the loop (it fails with ENXIO). */
+static int open_fresh(const char *path, mode_t mode, bool *made, mode_t *had)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
-    *made = fd >= 0;
-    if (fd >= 0 || errno != EEXIST)
-        return fd >= 0 ? fd : -errno;
-    fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return -EEXIST;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0) {
-        close(fd);
-        return -EEXIST;
+    *made = false;
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0) {
+            close(fd);
+            return -EEXIST;
+        }
+        *had = st.st_mode & 07777;
+        return fd;
     }
+    if (errno == ELOOP || errno == EISDIR || errno == ENXIO) /* a link, a directory, a FIFO: something is there */
+        return -EEXIST;
+    if (errno != ENOENT)
+        return -errno;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+    if (fd < 0)
+        return -errno;
+    *made = true;
+    *had = (mode_t)-1; /* the umask may have taken bits */
     return fd;
 }
 
 int fs_write_fresh(const char *path, const void *data, size_t len, mode_t mode)
 {
     bool made;
-    int fd = open_fresh(path, mode, &made);
+    mode_t had = (mode_t)-1;
+    int fd = open_fresh(path, mode, &made, &had);
     if (fd < 0)
         return fd;
     int r = write_all(fd, data, len);
-    if (r == 0 && fchmod(fd, mode) < 0) /* exactly mode, whatever the umask or the placeholder's mode */
+    if (r == 0 && had != (mode & 07777) && fchmod(fd, mode) < 0) /* exactly mode, whatever the umask */
         r = -errno;
     if (close(fd) < 0 && r == 0)
         r = -errno;

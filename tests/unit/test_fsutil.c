@@ -313,12 +313,21 @@ static void write_fresh_fills_an_empty_placeholder_in_place(void **state)
     assert_int_equal(stat(p, &after), 0);
     assert_int_equal(after.st_ino, before.st_ino);
     assert_int_equal(after.st_mode & 07777, 0644);
+    /* a placeholder of the right mode keeps it; an empty body writes nothing and is fine */
+    const char *q = at(f, "main.tf.json");
+    fd = open(q, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(fs_write_fresh(q, "", 0, 0644), 0);
+    assert_int_equal(stat(q, &after), 0);
+    assert_int_equal(after.st_mode & 07777, 0644);
+    assert_int_equal(after.st_size, 0);
     char *data;
     size_t len;
     assert_int_equal(fs_read_file(p, 1024, &data, &len), 0);
     assert_string_equal(data, "a = 1\n");
     free(data);
-    assert_int_equal(count_entries(f->root), 1);
+    assert_int_equal(count_entries(f->root), 2);
 }
 
 /* A relative path works too (the directory synced is "."). */

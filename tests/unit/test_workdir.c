@@ -19,7 +19,8 @@
 #include "../../agent/workdir.h"
 #include "iac/fsutil.h"
 
-static const char *const files[] = { ".iac-task.log", "main.tf.json", "variables.tfvars" };
+static const workdir_file files[] = { { ".iac-task.log", 0600 }, { "main.tf.json", 0644 },
+                                      { "variables.tfvars", 0644 } };
 #define NFILES (sizeof files / sizeof files[0])
 
 typedef struct {
@@ -81,18 +82,18 @@ static int mode_of(const char *path)
     return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
 }
 
-/* The spare's files are all there, empty, mode 0600. */
+/* The spare's files are all there, empty, each with its mode (exactly: the umask is 077 in these tests). */
 static void assert_holds_the_files(const char *dir)
 {
     char p[512];
     assert_int_equal(entries(dir), (int)NFILES);
     for (size_t i = 0; i < NFILES; i++) {
         struct stat st;
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        snprintf(p, sizeof p, "%s/%s", dir, files[i].name);
         assert_int_equal(lstat(p, &st), 0);
         assert_true(S_ISREG(st.st_mode));
         assert_int_equal(st.st_size, 0);
-        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(st.st_mode & 07777, files[i].mode);
     }
 }
 
@@ -253,7 +254,7 @@ static void file_names_must_be_plain(void **state)
     fixture *f = *state;
     static const char *const bad[] = { "", ".", "..", "a/b", "/abs" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *one[] = { "main.tf.json", bad[i] };
+        const workdir_file one[] = { { "main.tf.json", 0644 }, { bad[i], 0644 } };
         assert_null(workdir_new(f->root, 1, one, 2));
     }
     workdir_pool *w = workdir_new(f->root, 1000, files, NFILES); /* clamped, not refused */
@@ -263,6 +264,7 @@ static void file_names_must_be_plain(void **state)
 
 int main(void)
 {
+    umask(077); /* a spare's modes are exact, not what the umask leaves */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(without_a_spare_the_directory_is_made, setup, teardown),
         cmocka_unit_test_setup_teardown(a_spare_is_renamed_into_place, setup, teardown),
