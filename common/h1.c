@@ -10,9 +10,16 @@
  * coding (extensions and trailers skipped), or by the end of the connection.
  *
  * Lifetimes: the exchange owns its timer (the whole exchange's limit; the dial keeps the connect limit), the dial
- * while it runs (aborted if the exchange ends first) and then the TCP handle the dial hands over. `pending` counts
- * the handles that have not come back (close callbacks); once the exchange is over (`over`: on_done called or
- * h1_abort()) the last one to come back frees it. No callback reaches the caller after `over` is set. */
+ * while it runs (aborted if the exchange ends first) and then the TCP handle the dial hands over (or the pool
+ * lends). `pending` counts the handles that have not come back (close callbacks, or the connection handed to the
+ * pool); once the exchange is over (`over`: on_done called or h1_abort()) the last one to come back frees it. No
+ * callback reaches the caller after `over` is set.
+ *
+ * Keep-alive: when a response that leaves the connection reusable has arrived whole and nothing followed its last
+ * byte, the connection goes to the pool before on_done runs — so that a request the callback starts can take it.
+ * An idle connection in the pool keeps reading: an end, an error or a stray byte closes it.
+ * A request sent over a connection taken from the pool that ends without a byte of answer was most likely sent as
+ * the server closed that connection for idleness: it is sent once more, on a new connection. */
 #include "iac/h1.h"
 
 #include <ctype.h>
@@ -58,6 +65,13 @@ struct h1_exchange {
     int              write_error;  /* a failed write, reported only if no response comes */
     unsigned         pending;
     bool             over;
+    h1_pool         *pool;
+    bool             reuse;        /* may take an idle connection of the pool (h1_request.reuse) */
+    bool             reused;       /* the connection came from the pool and has not answered yet */
+    bool             keep;         /* the response leaves the connection reusable (head_parse) */
+    bool             write_done;   /* the whole request is written */
+    bool             finished_ok;  /* finish(H1_OK) */
+    size_t           trailing;     /* bytes of the last read after the response's end (set before finish) */
 
     parse_state      ps;
     strbuf           headbuf;
@@ -70,6 +84,182 @@ struct h1_exchange {
     char             rbuf[H1_READ_CHUNK];
     char             sbuf[H1_READ_CHUNK];
 };
+
+/* ---- the pool of idle connections ---- */
+
+typedef struct h1_idle h1_idle;
+
+struct h1_idle {
+    h1_pool  *pool;
+    uv_tcp_t *tcp;
+    char     *host;
+    uint16_t  port;
+    uint64_t  since;         /* uv_now when it went idle */
+    h1_idle  *newer, *older;
+};
+
+struct h1_pool {
+    uv_loop_t *loop;
+    unsigned   max_idle, n;
+    uint64_t   idle_ms;
+    h1_idle   *newest, *oldest;
+    uv_timer_t timer;        /* the oldest one's end */
+    unsigned   handles;      /* the timer and the connections being closed */
+    bool       freed;
+    char       sink[64];     /* what an idle connection reads is dropped, and the connection with it */
+};
+
+static void pool_came_back(h1_pool *p)
+{
+    if (--p->handles == 0 && p->freed)
+        free(p);
+}
+
+static void pool_timer_closed(uv_handle_t *h) { pool_came_back(h->data); }
+
+static void idle_closed(uv_handle_t *h)
+{
+    h1_idle *e = h->data;
+    h1_pool *p = e->pool;
+    free(h); /* the dial made it (dial.h) */
+    free(e->host);
+    free(e);
+    pool_came_back(p);
+}
+
+static void idle_unlink(h1_pool *p, h1_idle *e)
+{
+    *(e->newer ? &e->newer->older : &p->newest) = e->older;
+    *(e->older ? &e->older->newer : &p->oldest) = e->newer;
+    p->n--;
+}
+
+static void idle_close(h1_pool *p, h1_idle *e)
+{
+    idle_unlink(p, e);
+    p->handles++;
+    uv_close((uv_handle_t *)e->tcp, idle_closed);
+}
+
+static void on_pool_timer(uv_timer_t *t);
+
+/* The timer runs while something is idle, for the oldest one's end. */
+static void pool_arm(h1_pool *p)
+{
+    if (!p->oldest) {
+        uv_timer_stop(&p->timer);
+        return;
+    }
+    uint64_t now = uv_now(p->loop), due = p->oldest->since + p->idle_ms;
+    uv_timer_start(&p->timer, on_pool_timer, due > now ? due - now : 0, 0);
+}
+
+static void on_pool_timer(uv_timer_t *t)
+{
+    h1_pool *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    while (p->oldest && p->oldest->since + p->idle_ms <= now)
+        idle_close(p, p->oldest);
+    pool_arm(p);
+}
+
+static void idle_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    h1_idle *e = h->data;
+    *buf = uv_buf_init(e->pool->sink, sizeof e->pool->sink);
+}
+
+static void idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    h1_idle *e = s->data;
+    if (nread != 0) /* the server closed it, it broke, or it says something no request asked for */
+        idle_close(e->pool, e);
+}
+
+/* Takes tcp (connected, reading with the exchange's callbacks, no write in flight) as an idle connection to
+ * host:port. false when the pool cannot: the caller closes it. */
+static bool pool_put(h1_pool *p, uv_tcp_t *tcp, const char *host, uint16_t port)
+{
+    if (p->freed || p->max_idle == 0)
+        return false;
+    h1_idle *e = calloc(1, sizeof *e);
+    if (!e || !(e->host = strdup(host))) {
+        free(e);
+        return false;
+    }
+    uv_read_stop((uv_stream_t *)tcp);
+    tcp->data = e;
+    if (uv_read_start((uv_stream_t *)tcp, idle_alloc, idle_read) < 0) {
+        free(e->host);
+        free(e);
+        return false;
+    }
+    if (p->n == p->max_idle)
+        idle_close(p, p->oldest);
+    e->pool = p;
+    e->tcp = tcp;
+    e->port = port;
+    e->since = uv_now(p->loop);
+    e->older = p->newest;
+    *(p->newest ? &p->newest->newer : &p->oldest) = e;
+    p->newest = e;
+    p->n++;
+    uv_unref((uv_handle_t *)tcp);
+    if (!uv_is_active((uv_handle_t *)&p->timer))
+        pool_arm(p);
+    return true;
+}
+
+/* The connection to host:port that went idle last, no longer reading; NULL when there is none. */
+static uv_tcp_t *pool_take(h1_pool *p, const char *host, uint16_t port)
+{
+    for (h1_idle *e = p->newest; e; e = e->older) {
+        if (e->port != port || strcmp(e->host, host) != 0)
+            continue;
+        uv_tcp_t *tcp = e->tcp;
+        idle_unlink(p, e);
+        uv_read_stop((uv_stream_t *)tcp);
+        uv_ref((uv_handle_t *)tcp);
+        free(e->host);
+        free(e);
+        if (!p->oldest)
+            uv_timer_stop(&p->timer);
+        return tcp;
+    }
+    return NULL;
+}
+
+h1_pool *h1_pool_new(uv_loop_t *loop, unsigned max_idle, uint64_t idle_ms)
+{
+    h1_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->loop = loop;
+    p->max_idle = max_idle;
+    p->idle_ms = idle_ms;
+    uv_timer_init(loop, &p->timer);
+    p->timer.data = p;
+    uv_unref((uv_handle_t *)&p->timer);
+    p->handles = 1;
+    return p;
+}
+
+void h1_pool_free(h1_pool *p)
+{
+    if (!p)
+        return;
+    p->freed = true;
+    while (p->newest)
+        idle_close(p, p->newest);
+    uv_close((uv_handle_t *)&p->timer, pool_timer_closed);
+}
+
+unsigned h1_pool_idle(const h1_pool *p)
+{
+    return p ? p->n : 0;
+}
 
 /* ---- lifetimes ---- */
 
@@ -105,7 +295,11 @@ static void x_stop(h1_exchange *x)
         dial_abort(x->dial);
         x->dial = NULL;
     }
-    if (x->tcp) {
+    if (x->tcp && x->finished_ok && x->keep && x->write_done && x->trailing == 0 && x->pool &&
+        pool_put(x->pool, x->tcp, x->host, x->port)) {
+        x->tcp = NULL;
+        x->pending--; /* the handle is the pool's now; held above, so x stays */
+    } else if (x->tcp) {
         uv_close((uv_handle_t *)x->tcp, on_tcp_closed);
         x->tcp = NULL;
     }
@@ -126,6 +320,7 @@ static void finish(h1_exchange *x, int error, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     x->pending++; /* the callback runs before x can go */
+    x->finished_ok = error == H1_OK;
     x_stop(x);
     x->cb.on_done(x->arg, error, msg);
     x_came_back(x);
@@ -185,7 +380,7 @@ static int head_parse(h1_exchange *x, char **location)
         return 0;
     }
     int64_t length = -1;
-    bool chunked = false;
+    bool chunked = false, close = false;
     *location = NULL;
     for (char *line = memchr(p, '\n', (size_t)(end - p)); line && ++line < end;) {
         char *nl = memchr(line, '\n', (size_t)(end - line));
@@ -213,6 +408,11 @@ static int head_parse(h1_exchange *x, char **location)
                 finish(x, H1_E_PROTOCOL, "the response uses a transfer coding this client does not decode");
                 return -1;
             }
+        } else if (header_is(line, len, "Connection", &v, &vlen)) {
+            for (size_t i = 0; i + 5 <= vlen; i++) /* a "close" token among the values */
+                if (!strncasecmp(v + i, "close", 5) && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+                    (i + 5 == vlen || v[i + 5] == ',' || v[i + 5] == ' '))
+                    close = true;
         } else if (header_is(line, len, "Location", &v, &vlen) && !*location) {
             if (!(*location = strndup(v, vlen))) {
                 finish(x, H1_E_NOMEM, "out of memory");
@@ -230,6 +430,7 @@ static int head_parse(h1_exchange *x, char **location)
         x->left = length, x->ps = P_BODY_LEN;
     else
         x->ps = P_BODY_EOF;
+    x->keep = minor >= 1 && !close && x->ps != P_BODY_EOF;
     return 1;
 
 bad_length:
@@ -276,8 +477,10 @@ static ssize_t feed_head(h1_exchange *x, const char *p, size_t n)
         finish(x, H1_E_ABORTED, "stopped by the receiver");
         return -1;
     }
-    if (x->ps == P_BODY_LEN && x->left == 0)
+    if (x->ps == P_BODY_LEN && x->left == 0) {
+        x->trailing = n - used;
         finish(x, H1_OK, "%s", "");
+    }
     return (ssize_t)used;
 }
 
@@ -340,6 +543,7 @@ static bool feed_chunk_byte(h1_exchange *x, char c)
     return false;
 }
 
+/* x->trailing is set before each step that may end the response: what of this read follows it. */
 static void feed(h1_exchange *x, const char *p, size_t n)
 {
     while (n > 0 && !x->over) {
@@ -360,6 +564,7 @@ static void feed(h1_exchange *x, const char *p, size_t n)
             x->left -= (int64_t)take;
             if (x->left == 0) {
                 if (x->ps == P_BODY_LEN) {
+                    x->trailing = n - take;
                     finish(x, H1_OK, "%s", "");
                     return;
                 }
@@ -373,6 +578,7 @@ static void feed(h1_exchange *x, const char *p, size_t n)
             break;
         default:
             take = 1;
+            x->trailing = n - 1;
             if (!feed_chunk_byte(x, *p))
                 return;
             break;
@@ -389,18 +595,37 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(x->rbuf, sizeof x->rbuf);
 }
 
+static void on_dialed(void *arg, uv_tcp_t *tcp, int error, const char *msg);
+
+/* A connection from the pool ended without a byte of answer: the server most likely closed it for idleness as it
+ * was taken. The request is sent again on a new connection (only requests that may be sent twice take one). */
+static void redial(h1_exchange *x)
+{
+    uv_close((uv_handle_t *)x->tcp, on_tcp_closed);
+    x->tcp = NULL;
+    x->reused = false;
+    x->write_error = 0;
+    x->write_done = false;
+    x->dial = dial_start(x->loop, x->host, x->port, x->connect_timeout_ms, on_dialed, x);
+    if (!x->dial)
+        finish(x, H1_E_NOMEM, "out of memory");
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     h1_exchange *x = s->data;
     if (x->over)
         return;
     if (nread > 0) {
+        x->reused = false; /* it answered */
         feed(x, buf->base, (size_t)nread);
         return;
     }
     if (nread == 0)
         return;
-    if (nread == UV_EOF && x->ps == P_BODY_EOF)
+    if (x->reused && !x->got_head && x->headbuf.len == 0)
+        redial(x);
+    else if (nread == UV_EOF && x->ps == P_BODY_EOF)
         finish(x, H1_OK, "%s", "");
     else if (!x->got_head && x->write_error)
         finish(x, H1_E_PROTOCOL, "cannot send the request to %s port %u: %s", x->host, x->port,
@@ -421,8 +646,8 @@ static void send_more(h1_exchange *x);
 static void on_written(uv_write_t *w, int status)
 {
     h1_exchange *x = w->data;
-    if (x->over || status == UV_ECANCELED)
-        return;
+    if (x->over || status == UV_ECANCELED || w->handle != (uv_stream_t *)x->tcp)
+        return; /* ended, or a write on a connection given up (redial) */
     if (status < 0) {
         x->write_error = status; /* the answer, if one comes, says why; else on_read reports this */
         return;
@@ -433,8 +658,10 @@ static void on_written(uv_write_t *w, int status)
 /* Sends the next piece of a streamed body, if any is left. */
 static void send_more(h1_exchange *x)
 {
-    if (!x->cb.read_body || x->body_sent >= x->body_size)
+    if (!x->cb.read_body || x->body_sent >= x->body_size) {
+        x->write_done = true;
         return;
+    }
     size_t want = sizeof x->sbuf;
     if ((uint64_t)(x->body_size - x->body_sent) < want)
         want = (size_t)(x->body_size - x->body_sent);
@@ -450,6 +677,24 @@ static void send_more(h1_exchange *x)
     int rc = uv_write(&x->write_req, (uv_stream_t *)x->tcp, &b, 1, on_written);
     if (rc < 0)
         x->write_error = rc;
+}
+
+/* Makes tcp the exchange's connection: reading at once, then the request. 0, or a libuv error with the
+ * connection closed. */
+static int x_attach(h1_exchange *x, uv_tcp_t *tcp)
+{
+    x->tcp = tcp;
+    tcp->data = x;
+    x->pending++;
+    int rc = uv_read_start((uv_stream_t *)tcp, on_alloc, on_read);
+    uv_buf_t b = uv_buf_init(x->out, (unsigned)x->out_len);
+    if (rc == 0)
+        rc = uv_write(&x->write_req, (uv_stream_t *)tcp, &b, 1, on_written);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)tcp, on_tcp_closed);
+        x->tcp = NULL;
+    }
+    return rc;
 }
 
 /* The dial's end: a connected handle (read at once, then the request), or why there is none. */
@@ -472,14 +717,8 @@ static void on_dialed(void *arg, uv_tcp_t *tcp, int error, const char *msg)
         finish(x, h1_error, "%s", msg);
         return;
     }
-    x->tcp = tcp;
-    tcp->data = x;
-    x->pending++;
-    uv_tcp_nodelay(tcp, 1);
-    int rc = uv_read_start((uv_stream_t *)tcp, on_alloc, on_read);
-    uv_buf_t b = uv_buf_init(x->out, (unsigned)x->out_len);
-    if (rc == 0)
-        rc = uv_write(&x->write_req, (uv_stream_t *)tcp, &b, 1, on_written);
+    uv_tcp_nodelay(tcp, 1); /* a pooled connection keeps it */
+    int rc = x_attach(x, tcp);
     if (rc < 0)
         finish(x, H1_E_CONNECT, "cannot talk to %s port %u: %s", x->host, x->port, uv_strerror(rc));
 }
@@ -520,11 +759,9 @@ h1_exchange *h1_start(uv_loop_t *loop, const h1_request *req, const h1_callbacks
     x->connect_timeout_ms = req->connect_timeout_ms;
     x->timeout_ms = req->timeout_ms;
     x->write_req.data = x;
-    /* The dial calls back on a later loop turn, so that even a failure at once reaches on_done after h1_start()
-     * has returned the handle. */
-    x->dial = dial_start(loop, x->host, x->port, x->connect_timeout_ms, on_dialed, x);
-    if (!x->dial || uv_timer_init(loop, &x->total_timer) < 0) {
-        dial_abort(x->dial);
+    x->pool = req->pool;
+    x->reuse = req->pool && req->reuse && !x->cb.read_body;
+    if (uv_timer_init(loop, &x->total_timer) < 0) {
         x_free(x);
         return NULL;
     }
@@ -532,6 +769,19 @@ h1_exchange *h1_start(uv_loop_t *loop, const h1_request *req, const h1_callbacks
     x->pending = 1;
     if (x->timeout_ms)
         uv_timer_start(&x->total_timer, on_total_timeout, x->timeout_ms, 0);
+    /* An idle connection takes the request at once (its answer, or its failure, comes on a later loop turn). */
+    uv_tcp_t *idle = x->reuse ? pool_take(x->pool, x->host, x->port) : NULL;
+    if (idle && x_attach(x, idle) == 0) {
+        x->reused = true;
+        return x;
+    }
+    /* The dial calls back on a later loop turn, so that even a failure at once reaches on_done after h1_start()
+     * has returned the handle. */
+    x->dial = dial_start(loop, x->host, x->port, x->connect_timeout_ms, on_dialed, x);
+    if (!x->dial) {
+        x_stop(x); /* no callback will run; the memory goes with the timer */
+        return NULL;
+    }
     return x;
 }
 

@@ -69,6 +69,10 @@
 #define HTTPC_TOTAL_TIMEOUT_MS   60000L
 #define HTTPC_MAX_RESPONSE       ((size_t)64 << 20)
 #define HTTPC_RETRY_BASE_MS      1000u
+/* Idle plain-http connections kept for the next request to the same server (h1_pool): a few, for a while — less
+ * than the idle timeouts of common servers and balancers (60 s and more), so that they close them rarely first. */
+#define HTTPC_IDLE_MAX           8u
+#define HTTPC_IDLE_MS            15000u
 #define HTTPC_MAX_ATTEMPTS       4  /* ref §2.3: MaxRetries 3 */
 #define HTTPC_RETRY_CAP          10 /* the wait is capped at 10 × the base */
 #define HTTPC_MAX_REDIRS         10L
@@ -113,6 +117,7 @@ struct httpc {
     httpc_call *calls;          /* in flight or waiting to retry */
     size_t      ncalls;
     httpc_sock *socks;          /* sockets curl asked us to watch */
+    h1_pool    *pool;           /* idle plain-http connections (h1 keep-alive) */
     unsigned    handles;        /* our uv handles not yet through their close callback */
     unsigned    depth;          /* nesting of entries from the loop (httpc_enter) */
     bool        http_via_curl;  /* http_proxy is set: curl carries http too, and applies the proxy and no_proxy */
@@ -747,6 +752,16 @@ static void on_timeout(uv_timer_t *t)
 static const char *const body_methods[] = { "POST", "PUT", "PATCH" };
 
 /* The method this hop uses, and whether it sends a body. */
+/* RFC 9110 §9.2.2: a request with one of these methods may be repeated without a different effect. */
+static bool method_idempotent(const char *method)
+{
+    static const char *const idempotent[] = { "GET", "HEAD", "PUT", "DELETE", "OPTIONS" };
+    for (size_t i = 0; i < sizeof idempotent / sizeof idempotent[0]; i++)
+        if (!strcmp(method, idempotent[i]))
+            return true;
+    return false;
+}
+
 static const char *hop_method(const httpc_call *call, bool *sends_body)
 {
     if (call->hop_get) {
@@ -970,7 +985,7 @@ static void h1_hop(httpc_call *call, const h1_url *u, bool with_bearer)
     if (sends_body)
         strbuf_printf(&head, "Content-Length: %lld\r\n",
                       (long long)(call->body_read ? call->body_size : (int64_t)call->body_len));
-    strbuf_puts(&head, "Connection: close\r\n\r\n");
+    strbuf_puts(&head, "\r\n"); /* HTTP/1.1 keeps the connection: the pool takes it if the response allows */
 
     long total = call->timeout_ms > 0 ? call->timeout_ms : c->total_timeout_ms;
     long spent = (long)(uv_now(c->loop) - call->attempt_start_ms);
@@ -985,6 +1000,8 @@ static void h1_hop(httpc_call *call, const h1_url *u, bool with_bearer)
         .head_only = !strcmp(method, "HEAD"),
         .connect_timeout_ms = (uint64_t)c->connect_timeout_ms,
         .timeout_ms = (uint64_t)(total - spent > 1 ? total - spent : 1),
+        .pool = c->pool,
+        .reuse = method_idempotent(method) && !call->body_read, /* may be sent twice (h1_request.reuse) */
     };
     call->hop = HOP_H1;
     call->h1_status = 0;
@@ -1216,7 +1233,7 @@ httpc *httpc_new(uv_loop_t *loop, const httpc_opts *opts)
               tls_blob(opts->key_pem, opts->key_pem_len, &c->key_pem, &c->key_blob) &&
               (!opts->cert_file || (c->cert_file = strdup(opts->cert_file))) &&
               (!opts->key_file || (c->key_file = strdup(opts->key_file)));
-    if (!ok) {
+    if (!ok || !(c->pool = h1_pool_new(loop, HTTPC_IDLE_MAX, opts->idle_ms ? opts->idle_ms : HTTPC_IDLE_MS))) {
         httpc_memory_free(c);
         return NULL;
     }
@@ -1237,6 +1254,8 @@ static void httpc_teardown(httpc *c)
     c->multi = NULL;
     while (c->socks)
         sock_release(c->socks);
+    h1_pool_free(c->pool); /* every h1 exchange was aborted above */
+    c->pool = NULL;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
 }

@@ -6,12 +6,14 @@
  * http the agent needs none of it, so httpc sends http:// requests through this module and loads libcurl only when
  * an https:// URL comes along.
  *
- * The exchange is deliberately small: a fresh connection per request ("Connection: close"), the request head built
- * by the caller, a body from memory or pulled from the caller, and a response read as it arrives: the status and
- * the Location header go to on_head, the body (Content-Length, chunked, or up to the end of the connection) to
- * on_body in pieces. No redirects, retries, cookies or proxies: httpc does what it needs of those. The connection is
- * made by common/dial: a host name is resolved by getaddrinfo on a thread that lives only as long as the lookup; an
- * address literal needs none.
+ * The exchange is deliberately small: the request head built by the caller, a body from memory or pulled from the
+ * caller, and a response read as it arrives: the status and the Location header go to on_head, the body
+ * (Content-Length, chunked, or up to the end of the connection) to on_body in pieces. No redirects, retries,
+ * cookies or proxies: httpc does what it needs of those. A connection is made by common/dial (a host name is
+ * resolved by getaddrinfo on a thread that lives only as long as the lookup; an address literal needs none) and
+ * closed at the end ("Connection: close"), unless the exchange shares an h1_pool: then a connection the response
+ * leaves reusable waits there for the next exchange to the same host and port, which saves that one the connect,
+ * the server's accept and a turn of each loop (bench/README.md, row 3: the bundle fetch).
  *
  * Ownership: h1_start() copies host, head and an in-memory body; the exchange frees itself after on_done returns
  * (or, after h1_abort(), once its handles are closed — the loop must run on). Every callback runs on the loop;
@@ -27,6 +29,7 @@
 #include <uv.h>
 
 typedef struct h1_exchange h1_exchange;
+typedef struct h1_pool h1_pool;
 
 enum {
     H1_OK = 0,
@@ -68,6 +71,15 @@ typedef struct {
     bool        head_only;     /* a HEAD request: the response has no body whatever its headers say */
     uint64_t    connect_timeout_ms; /* 0: no limit of its own */
     uint64_t    timeout_ms;    /* the whole exchange; 0: no limit */
+    /* NULL: a connection of its own, closed at the end (the head says "Connection: close"). Else the head must not
+     * say it, and the connection goes to the pool at the end when the response allows it: HTTP/1.1, no
+     * "Connection: close", a body framed by length or chunks and read whole, the request written whole, nothing
+     * after the response. */
+    h1_pool    *pool;
+    /* The request may go over an idle connection of the pool. Only for one that may be sent twice — an idempotent
+     * method with no streamed body: a connection the server closed just as it was taken (no byte of answer) is
+     * given up and the request sent again on a new one. */
+    bool        reuse;
 } h1_request;
 
 /* Starts an exchange. NULL when memory runs out or the request is malformed (no host or head); then no callback
@@ -76,6 +88,17 @@ h1_exchange *h1_start(uv_loop_t *loop, const h1_request *req, const h1_callbacks
 
 /* Ends an exchange at once; no callback runs again. Not from inside one of its own callbacks. */
 void h1_abort(h1_exchange *x);
+
+/* A pool of idle connections for the exchanges that share it (one client's). At most max_idle wait (the one idle
+ * longest is closed for a newer one), each for at most idle_ms; one that the server closes or writes to meanwhile
+ * is closed at once. Idle connections and the pool's timer are unreferenced: they never keep the loop alive. NULL
+ * on OOM. */
+h1_pool *h1_pool_new(uv_loop_t *loop, unsigned max_idle, uint64_t idle_ms);
+/* Closes the idle connections; the pool's memory goes when their handles are closed (the loop must run on). Every
+ * exchange that names the pool must have ended (on_done, or h1_abort()) before. NULL is a no-op. */
+void h1_pool_free(h1_pool *p);
+/* Connections waiting in the pool now. */
+unsigned h1_pool_idle(const h1_pool *p);
 
 /* The parts of an http:// or https:// URL. */
 typedef struct {

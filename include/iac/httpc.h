@@ -1,7 +1,8 @@
 /* httpc.h — an asynchronous HTTP client on a libuv loop.
  *
- * Requests never block the loop. http:// goes through h1 (a small HTTP/1.1 exchange of ours, a connection per
- * request); https:// through libcurl's multi interface (sockets watched with uv_poll, curl's timer with uv_timer),
+ * Requests never block the loop. http:// goes through h1 (a small HTTP/1.1 exchange of ours; a connection the
+ * response leaves open waits up to 15 s for the next request to the same server, and only a request that may be
+ * sent twice — GET, HEAD, PUT, DELETE, OPTIONS without a streamed body — takes one); https:// through libcurl's multi interface (sockets watched with uv_poll, curl's timer with uv_timer),
  * and libcurl is loaded with dlopen the first time an https URL comes along: a process that speaks only plain http
  * never pays for libcurl's 39 libraries or OpenSSL's initialisation (bench/README.md). Conventions of the upstream
  * agent (ref §2.1, §2.3):
@@ -40,6 +41,7 @@ typedef struct {
     long        total_timeout_ms;   /* 0 → 60000 */
     size_t      max_response;       /* bytes of body kept; larger bodies fail with HTTPC_E_TOOBIG; 0 → 64 MiB */
     uint64_t    retry_base_ms;      /* 0 → 1000 (tests shorten it) */
+    uint64_t    idle_ms;            /* how long an idle plain-http connection waits for the next request; 0 → 15000 */
     /* TLS material given as bytes or files (the Kubernetes client has both kinds); all copied by httpc_new().
      * ca_pem is a CA bundle in PEM that replaces ca_file and $SSL_CERT_FILE when given. A client certificate
      * and its key (PEM, unencrypted) come as files or as bytes; the bytes win when both are given. */

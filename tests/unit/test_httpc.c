@@ -91,8 +91,12 @@ struct fixture {
     const char   *answer[4];      /* whole responses, bytes as they go on the wire */
     int           nanswers;
     int           raw_conns;      /* connections answered */
+    bool          raw_keep;       /* answer every request of a connection, and keep it (else: one, then close) */
+    int           raw_requests;   /* requests received, on every connection */
+    int           raw_drop_at;    /* request number (1-based) closed without an answer; 0: none */
     char          raw_req[12][1024]; /* the heads (and bodies) they brought, first 12 */
     char          dir[64];        /* scratch directory for sink files, removed in teardown */
+    uint64_t      aux_ms;         /* two_gets: the wait before the second GET */
 };
 
 /* The byte at offset i of /blob's pattern: every value 0..255 occurs, NULs included. */
@@ -932,11 +936,19 @@ typedef struct {
 
 static void raw_closed(uv_handle_t *h) { free(h->data); }
 
+static void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
 static void raw_written(uv_write_t *w, int status)
 {
-    (void)status;
     raw_conn *c = w->data;
-    uv_close((uv_handle_t *)&c->tcp, raw_closed);
+    if (!c->f->raw_keep || status < 0) {
+        uv_close((uv_handle_t *)&c->tcp, raw_closed);
+        return;
+    }
+    c->len = 0; /* the next request on this connection */
+    c->replied = false;
+    uv_read_start((uv_stream_t *)&c->tcp, raw_alloc, raw_read);
 }
 
 static void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -966,9 +978,15 @@ static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     c->replied = true;
     uv_read_stop(s);
-    if (c->k < 12)
-        snprintf(f->raw_req[c->k], sizeof f->raw_req[c->k], "%.1000s", c->in);
-    const char *a = f->answer[c->k < f->nanswers ? c->k : f->nanswers - 1];
+    int r = f->raw_requests++;
+    if (f->raw_drop_at == r + 1) {
+        uv_close((uv_handle_t *)&c->tcp, raw_closed);
+        return;
+    }
+    int k = f->raw_keep ? r : c->k; /* what is recorded and answered: by request when connections are kept */
+    if (k < 12)
+        snprintf(f->raw_req[k], sizeof f->raw_req[k], "%.1000s", c->in);
+    const char *a = f->answer[k < f->nanswers ? k : f->nanswers - 1];
     uv_buf_t b = uv_buf_init((char *)a, (unsigned)strlen(a));
     c->wr.data = c;
     uv_write(&c->wr, s, &b, 1, raw_written);
@@ -1039,7 +1057,8 @@ static bool self_maps(const char *needle)
 }
 
 /* The request on the wire: request line with path and query, Host with the port, curl's Accept default, the JSON
- * content type, the bearer, Content-Length for a body, one connection per request; and no libcurl loaded for it. */
+ * content type, the bearer, Content-Length for a body, no "Connection: close" (HTTP/1.1 keeps the connection); and
+ * no libcurl loaded for it. */
 static void request_head_is_complete_and_needs_no_libcurl(void **state)
 {
     fixture *f = *state;
@@ -1057,8 +1076,187 @@ static void request_head_is_complete_and_needs_no_libcurl(void **state)
     assert_non_null(strstr(h, "\r\nContent-Type: application/json\r\n"));
     assert_non_null(strstr(h, "\r\nAuthorization: Bearer " TOKEN "\r\n"));
     assert_non_null(strstr(h, "\r\nContent-Length: 7\r\n"));
-    assert_non_null(strstr(h, "\r\nConnection: close\r\n\r\n{\"k\":1}"));
+    assert_non_null(strstr(h, "\r\nContent-Length: 7\r\n\r\n{\"k\":1}"));
+    assert_null(strstr(h, "Connection:"));
     assert_false(self_maps("libcurl"));
+}
+
+/* ---- keep-alive ---- */
+
+#define KEEP_OK "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+static source keep_src = { .size = 100, .seed = 3 };
+
+/* The chain of keep_alive_serves_the_next_requests: each request starts in the previous one's callback. */
+static void keep_next(fixture *f, int i)
+{
+    char url[128];
+    url_of(url, sizeof url, f->raw_port, "/k");
+    static const int conns_before[] = { 1, 1, 1, 2, 2 }; /* connections the server had seen after request i */
+    assert_int_equal(f->got[i].error, HTTPC_OK);
+    assert_string_equal(f->got[i].body, "ok");
+    if (i >= 5)
+        return;
+    assert_int_equal(f->raw_conns, conns_before[i]);
+    switch (i) {
+    case 0: { /* a PUT with a body in memory may take the idle connection */
+        httpc_req r = { .method = "PUT", .url = url, .body = "{}", .body_len = 2 };
+        f->slots[1] = (slot){ f, 1 };
+        f->calls[1] = httpc_request(f->c, &r, on_res, &f->slots[1]);
+        break;
+    }
+    case 1: /* a GET too */
+    case 3: { /* and after the POST, the GET takes the connection that went idle last: the POST's */
+        httpc_req r = { .method = "GET", .url = url };
+        f->slots[i + 1] = (slot){ f, i + 1 };
+        f->calls[i + 1] = httpc_request(f->c, &r, on_res, &f->slots[i + 1]);
+        break;
+    }
+    case 2: { /* a POST may not (it must not be sent twice): a new connection, kept afterwards */
+        httpc_req r = { .method = "POST", .url = url, .body = "{}", .body_len = 2 };
+        f->slots[3] = (slot){ f, 3 };
+        f->calls[3] = httpc_request(f->c, &r, on_res, &f->slots[3]);
+        break;
+    }
+    case 4: { /* nor a streamed body (it cannot be sent twice either) */
+        httpc_req r = { .method = "PUT", .url = url, .body_read = source_read, .body_arg = &keep_src,
+                        .body_size = (int64_t)keep_src.size };
+        f->slots[5] = (slot){ f, 5 };
+        f->calls[5] = httpc_request(f->c, &r, on_res, &f->slots[5]);
+        break;
+    }
+    }
+    assert_non_null(f->calls[i + 1]);
+    f->outstanding++;
+}
+
+/* Connections the server keeps serve the next requests: GET, PUT, GET on one; a POST on a new one (which then
+ * serves the next GET); a streamed upload on a third. Every request arrives whole, none says "Connection: close". */
+static void keep_alive_serves_the_next_requests(void **state)
+{
+    fixture *f = *state;
+    f->raw_keep = true;
+    raw_server(f, KEEP_OK, NULL);
+    client(f, 5000, 0, 10);
+    f->on_cb = keep_next;
+    char url[128];
+    url_of(url, sizeof url, f->raw_port, "/k");
+    httpc_req r = { .method = "GET", .url = url };
+    f->slots[0] = (slot){ f, 0 };
+    assert_non_null(f->calls[0] = httpc_request(f->c, &r, on_res, &f->slots[0]));
+    f->outstanding++;
+    run(f);
+    assert_int_equal(f->got[5].called, 1);
+    assert_int_equal(f->got[5].error, HTTPC_OK);
+    assert_int_equal(f->raw_conns, 3);
+    assert_int_equal(f->raw_requests, 6);
+    static const char *const lines[] = { "GET /k ", "PUT /k ", "GET /k ", "POST /k ", "GET /k ", "PUT /k " };
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(strncmp(f->raw_req[i], lines[i], strlen(lines[i])), 0);
+        assert_null(strstr(f->raw_req[i], "Connection:"));
+        assert_int_equal(f->got[i].attempts, 1);
+    }
+    assert_non_null(strstr(f->raw_req[1], "\r\n\r\n{}"));
+    assert_int_equal(keep_src.pos, keep_src.size);
+}
+
+/* Two GETs one after the other (the second from an aux timer after wait_ms): how many connections they took. */
+static void on_second_get(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    char url[128];
+    url_of(url, sizeof url, f->raw_port, "/2");
+    httpc_req r = { .method = "GET", .url = url };
+    f->slots[1] = (slot){ f, 1 };
+    assert_non_null(f->calls[1] = httpc_request(f->c, &r, on_res, &f->slots[1]));
+    f->outstanding++;
+}
+
+static void start_second_get_later(fixture *f, int i)
+{
+    if (i == 0) {
+        f->outstanding++; /* the second GET is still to come: do not finish yet */
+        uv_timer_start(&f->aux, on_second_get, f->aux_ms, 0);
+    } else if (i == 1) {
+        f->outstanding--;
+    }
+}
+
+static int two_gets(fixture *f, const char *answer, bool keep, httpc_opts *o, uint64_t wait_ms)
+{
+    f->raw_keep = keep;
+    raw_server(f, answer, NULL);
+    o->total_timeout_ms = 5000;
+    o->retry_base_ms = 10;
+    f->c = httpc_new(&f->loop, o);
+    assert_non_null(f->c);
+    f->aux_ms = wait_ms;
+    f->on_cb = start_second_get_later;
+    char url[128];
+    url_of(url, sizeof url, f->raw_port, "/1");
+    httpc_req r = { .method = "GET", .url = url };
+    f->slots[0] = (slot){ f, 0 };
+    assert_non_null(f->calls[0] = httpc_request(f->c, &r, on_res, &f->slots[0]));
+    f->outstanding++;
+    run(f);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(f->got[i].called, 1);
+        assert_int_equal(f->got[i].error, HTTPC_OK);
+        assert_int_equal(f->got[i].attempts, 1);
+    }
+    return f->raw_conns;
+}
+
+/* A response that ends its connection leaves nothing to keep: "Connection: close", HTTP/1.0, a body that ends
+ * with the connection, and bytes after the response (the connection is not in a known state); nor does a server
+ * that closes the connection after answering (the idle connection sees the end and goes). Each second GET dials. */
+static void connections_a_response_ends_are_not_kept(void **state)
+{
+    static const struct {
+        const char *answer;
+        bool keep;
+    } cases[] = {
+        { "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true },
+        { "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nok", true },
+        { "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", true },
+        { "HTTP/1.1 200 OK\r\n\r\nok", false },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n", true },
+        { KEEP_OK, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (i > 0) { /* a fresh fixture for each case; cmocka tears the last one down */
+            teardown(state);
+            setup(state);
+        }
+        fixture *f = *state;
+        httpc_opts o = { 0 };
+        assert_int_equal(two_gets(f, cases[i].answer, cases[i].keep, &o, 30), 2);
+        assert_string_equal(f->got[1].body, "ok");
+    }
+}
+
+/* A kept connection serves a later request, but not past the client's idle time. */
+static void idle_connections_close_after_the_idle_time(void **state)
+{
+    fixture *f = *state;
+    httpc_opts o = { .idle_ms = 60 };
+    assert_int_equal(two_gets(f, KEEP_OK, true, &o, 10), 1);
+    teardown(state);
+    setup(state);
+    f = *state;
+    assert_int_equal(two_gets(f, KEEP_OK, true, &o, 200), 2);
+}
+
+/* A kept connection that the server closes without answering the request it was given (it closed it for idleness
+ * as the request went out): the request goes again on a new connection, inside the same attempt. */
+static void a_kept_connection_that_dies_unanswered_is_redialed(void **state)
+{
+    fixture *f = *state;
+    httpc_opts o = { 0 };
+    f->raw_drop_at = 2;
+    assert_int_equal(two_gets(f, KEEP_OK, true, &o, 10), 2);
+    assert_int_equal(f->raw_requests, 3);
+    assert_string_equal(f->got[1].body, "ok");
 }
 
 /* One scripted answer to a GET: the outcome must be want_error with want_status and want_body, or (for an error)
@@ -1274,6 +1472,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(sink_survives_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(redirect_is_followed_without_the_token, setup, teardown),
         cmocka_unit_test_setup_teardown(request_head_is_complete_and_needs_no_libcurl, setup, teardown),
+        cmocka_unit_test_setup_teardown(keep_alive_serves_the_next_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(connections_a_response_ends_are_not_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(idle_connections_close_after_the_idle_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_kept_connection_that_dies_unanswered_is_redialed, setup, teardown),
         cmocka_unit_test_setup_teardown(chunked_body_is_decoded, setup, teardown),
         cmocka_unit_test_setup_teardown(interim_response_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(body_without_length_ends_with_the_connection, setup, teardown),
