@@ -553,28 +553,30 @@ times a durable small-file write on the scratch filesystem after each task (the 
 row), so that both are measured under the same load. All of this is done $DISPATCH_REPEATS times in turn — the agent on the
 disk, the agent on tmpfs, the baseline — because this disk's latency changes from one minute to the next: the
 figures pool every run's tasks, and the "run by run" lines give each run's ratio to the baseline run beside it.
+
+Between the frame and the exec the agent fetches the bundle (E3) over a connection kept from its previous request
+to the plane (common/h1.c's pool: no connect, no accept), renames a spare work directory into place
+(agent/workdir.c: made after the previous task's spawn, it holds the log file and the files nearly every render
+writes as empty placeholders, so that no inode is allocated on this path), writes the task log's first lines and
+fills the rendered files in place (no temporary file, no fsync: nothing reads them before the engine, and a crash
+fails the task and removes its directory), and spawns the engine with posix_spawn (a vfork-style clone: the agent's
+size does not matter). The slot's save and heartbeat and the next spare wait 2 ms after the spawn (executor.c,
+exec_take and exec_settle, say why that is safe), so that they do not compete with the engine's start for the two
+CPUs. Before these changes the same row measured 1.51 ms, 2.54× (commit 42d75e6): inode allocations on this
+disk (below) and that competition were most of the difference.
 EOF
 if [ -n "$D3" ] && { [ "$(verdict "$D3" le 5000)" != met ] || [ "$(verdict "$RATIO3" le 2)" != met ] || [ "$(verdict "$P3" le 20000)" != met ]; }; then cat << EOF
 
 *Missed.* Median $(f 1000 2 "$D3") ms, p99 $(f 1000 2 "$P3") ms, $(ratio "$D3" "$B3") the bare spawn (run by run $(f 1 2 "$(field "$(stats dispatch.run_ratio)" 2)")–$(f 1 2 "$(field "$(stats dispatch.run_ratio)" 3)")×); with the data
-directory on tmpfs the same agent takes $(f 1000 2 "$(med dispatch_tmpfs.agent_us)") ms, $(ratio "$(med dispatch_tmpfs.agent_us)" "$B3") (run by run $(f 1 2 "$(field "$(stats dispatch_tmpfs.run_ratio)" 2)")–$(f 1 2 "$(field "$(stats dispatch_tmpfs.run_ratio)" 3)")×). Between the frame and the exec the agent fetches the bundle (E3, one
-loopback round trip through common/h1.c), creates the work directory and the log file, writes the task log's
-first lines (the stage marker and what the bundle holds, to the log, the live stream and the agent's own log), creates
-the rendered files in the new directory (without a temporary file or fsync: nothing reads them before the engine,
-and a crash fails the task and removes its directory) and spawns the engine with posix_spawn (a vfork-style clone:
-the agent's size does not matter). The slot's save and heartbeat come after the spawn (executor.c, exec_take, says
-why that is safe). Timestamps in a scratch build (150 tasks, not part of this run; medians of runs in a quiet
-period) put 0.06 ms on the frame's delivery, 0.15–0.18 ms on the fetch, 0.03 ms on the directory, 0.02 ms on the log
-file, 0.06–0.07 ms on the first lines, 0.08–0.09 ms on the rendered files, and 0.66–0.73 ms on posix_spawn and the
-exec up to the engine's \`main\`, against the baseline's 0.60: about 1.1 ms in all. What is left above 2× is the
-disk, and it is not steady: the scratch directory is on $SCRATCH_FS. Without a journal, ext4's inode allocator
-passes over inodes freed recently (for a minute or more after their removal; \`recently_deleted\` under \`ext4_create\` and \`ext4_mkdir\`
-was about 10 % of the CPU samples of the agent and its children in a \`perf record\` of this row), and each task frees a dozen when its
-work directory is removed: a small-file create measured about 40 µs after a quiet minute and 130 µs right after a
-run of this row, and the dispatch path makes five (the directory, the log file, three rendered files). The \`discard\`
-option also makes each removal of a directory wait for the disk (\`blkdev_issue_discard\` under \`rmdir\`). So the
-same build's median moves from one run to the next (the run-by-run line), and the tmpfs line shows the
-agent without the disk.
+directory on tmpfs the same agent takes $(f 1000 2 "$(med dispatch_tmpfs.agent_us)") ms, $(ratio "$(med dispatch_tmpfs.agent_us)" "$B3") (run by run $(f 1 2 "$(field "$(stats dispatch_tmpfs.run_ratio)" 2)")–$(f 1 2 "$(field "$(stats dispatch_tmpfs.run_ratio)" 3)")×). Look first at the
+disk: the scratch directory is on $SCRATCH_FS. Without a journal, ext4's inode allocator passes over inodes freed
+recently (for a minute or more after their removal), and each task frees a dozen when its work directory is
+removed: a small-file create measured about 40 µs after a quiet minute and 130 µs right after a run of this row
+here. The spare work directories take the creates off this path, but a spare that is not ready (a burst of more
+run_task frames than slots) or a data directory where a spare cannot be renamed into place (another file system
+under it) puts them back. The \`discard\` option also makes each removal of a directory wait for the disk
+(\`blkdev_issue_discard\` under \`rmdir\`). Then at the machine: the row's time is mostly hand-offs between
+processes on two vCPUs (devplane → agent → devplane → agent → engine), each a wake-up of a halted vCPU.
 EOF
 fi
 cat << EOF
