@@ -562,19 +562,20 @@ fills the rendered files in place (no temporary file, no fsync: nothing reads th
 fails the task and removes its directory), and spawns the engine with posix_spawn (a vfork-style clone: the agent's
 size does not matter). The slot's save and heartbeat and the next spare wait 2 ms after the spawn (executor.c,
 exec_take and exec_settle, say why that is safe), so that they do not compete with the engine's start for the two
-CPUs. Before these changes the same row measured 1.51 ms, 2.54× (commit 42d75e6): inode allocations on this
-disk (below) and that competition were most of the difference.
+CPUs. Before these changes the same row measured 1.51 ms, 2.54× (commit 42d75e6): that competition and the
+inode allocations were most of the difference — the scratch directory is on $SCRATCH_FS, and without a journal
+ext4's allocator passes over every inode freed in the last minute or more on each create, while each task frees a
+dozen when its work directory is removed (\`recently_deleted\` under \`ext4_create\` and \`ext4_mkdir\` was about
+10 % of the CPU samples of the agent and its children in a \`perf record\` of this row then).
 EOF
 if [ -n "$D3" ] && { [ "$(verdict "$D3" le 5000)" != met ] || [ "$(verdict "$RATIO3" le 2)" != met ] || [ "$(verdict "$P3" le 20000)" != met ]; }; then cat << EOF
 
 *Missed.* Median $(f 1000 2 "$D3") ms, p99 $(f 1000 2 "$P3") ms, $(ratio "$D3" "$B3") the bare spawn (run by run $(f 1 2 "$(field "$(stats dispatch.run_ratio)" 2)")–$(f 1 2 "$(field "$(stats dispatch.run_ratio)" 3)")×); with the data
 directory on tmpfs the same agent takes $(f 1000 2 "$(med dispatch_tmpfs.agent_us)") ms, $(ratio "$(med dispatch_tmpfs.agent_us)" "$B3") (run by run $(f 1 2 "$(field "$(stats dispatch_tmpfs.run_ratio)" 2)")–$(f 1 2 "$(field "$(stats dispatch_tmpfs.run_ratio)" 3)")×). Look first at the
-disk: the scratch directory is on $SCRATCH_FS. Without a journal, ext4's inode allocator passes over inodes freed
-recently (for a minute or more after their removal), and each task frees a dozen when its work directory is
-removed: a small-file create measured about 40 µs after a quiet minute and 130 µs right after a run of this row
-here. The spare work directories take the creates off this path, but a spare that is not ready (a burst of more
-run_task frames than slots) or a data directory where a spare cannot be renamed into place (another file system
-under it) puts them back. The \`discard\` option also makes each removal of a directory wait for the disk
+disk: a small-file create measured about 40 µs after a quiet minute and 130 µs right after a run of this row
+here (the paragraph above says why). The spare work directories take the creates off this path, but a spare
+that is not ready (a burst of more run_task frames than slots) or a data directory where a spare cannot be renamed
+into place (another file system under it) puts them back. The \`discard\` option also makes each removal of a directory wait for the disk
 (\`blkdev_issue_discard\` under \`rmdir\`). Then at the machine: the row's time is mostly hand-offs between
 processes on two vCPUs (devplane → agent → devplane → agent → engine), each a wake-up of a halted vCPU.
 EOF
