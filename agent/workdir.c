@@ -153,8 +153,12 @@ static int spare_make(const workdir_pool *w, int n, char *err, size_t errlen)
     for (size_t i = 0; i < w->nfiles; i++) {
         snprintf(file, sizeof file, "%s/%s", dir, w->files[i]);
         int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->modes[i]);
-        if (fd < 0 || fchmod(fd, w->modes[i]) < 0 || close(fd) < 0) { /* exactly the mode, whatever the umask */
+        r = fd < 0 ? -errno : 0;
+        if (fd >= 0 && fchmod(fd, w->modes[i]) < 0) /* exactly the mode, whatever the umask */
             r = -errno;
+        if (fd >= 0 && close(fd) < 0 && r == 0)
+            r = -errno;
+        if (r < 0) {
             snprintf(err, errlen, "cannot make %s: %s", file, strerror(-r));
             fs_rm_rf(dir);
             return r;

@@ -751,7 +751,6 @@ static void on_timeout(uv_timer_t *t)
 /* Methods that always send a body (Content-Length: 0 when none is given); the others send one only if given. */
 static const char *const body_methods[] = { "POST", "PUT", "PATCH" };
 
-/* The method this hop uses, and whether it sends a body. */
 /* RFC 9110 §9.2.2: a request with one of these methods may be repeated without a different effect. */
 static bool method_idempotent(const char *method)
 {
@@ -762,6 +761,7 @@ static bool method_idempotent(const char *method)
     return false;
 }
 
+/* The method this hop uses, and whether it sends a body. */
 static const char *hop_method(const httpc_call *call, bool *sends_body)
 {
     if (call->hop_get) {

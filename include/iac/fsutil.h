@@ -32,7 +32,7 @@ int fs_write_atomic_nosync(const char *path, const void *data, size_t len, mode_
 /* Writes a file of a fresh directory in place, without fsync: creates path, or fills the empty regular file that
  * stands there (a placeholder made ahead: agent/workdir.h); len bytes of data, mode exactly `mode`. Anything else
  * at path — a file with content, a directory, a symbolic link (never followed), a FIFO — is refused with -EEXIST
- * and left alone. Not atomic: a reader may see the file partly written, and a failure removes a file this call
+ * and left alone (a file this process may not open gives that error instead). Not atomic: a reader may see the file partly written, and a failure removes a file this call
  * created. For files in a directory that no one reads until the writer is done with it and that a crash discards
  * — a task's new work directory — where it saves the temporary file and the rename of fs_write_atomic_nosync (one
  * metadata change of ext4's journal each). 0 or -errno. */
