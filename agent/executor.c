@@ -317,6 +317,20 @@ static void exec_send_task_ref(exec_task *t, msg_type type, const char *error)
     t->x->cfg.send(&m, t->x->cfg.arg);
 }
 
+static void on_workdir_removed(const char *path, int result, void *arg)
+{
+    (void)arg;
+    if (result < 0)
+        log_warn("task", "cannot remove the work directory %s: %s", path, strerror(-result));
+}
+
+/* A finished task's directory leaves its path at once and is removed on a thread (workdir_discard says why). */
+static void exec_discard_workdir(executor *x, const char *dir)
+{
+    if (workdir_discard(x->workdirs, x->cfg.loop, dir, on_workdir_removed, NULL) < 0)
+        on_workdir_removed(dir, fs_rm_rf(dir), NULL); /* no thread: here and now */
+}
+
 static void task_done(exec_task *t)
 {
     executor *x = t->x;
@@ -334,9 +348,7 @@ static void task_done(exec_task *t)
             tasklog_close(t->log);
             t->log = NULL;
         }
-        int rc = fs_rm_rf(t->workdir);
-        if (rc < 0)
-            log_warn("task", "task %" PRIu64 ": cannot remove %s: %s", t->id, t->workdir, strerror(-rc));
+        exec_discard_workdir(x, t->workdir);
     }
     if (outcome == EXEC_SUCCESS)
         exec_send_task_ref(t, MSG_TASK_COMPLETED, NULL);

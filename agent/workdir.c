@@ -1,12 +1,16 @@
-/* workdir.c — a task's new work directory, its inodes allocated ahead of the task; see workdir.h.
+/* workdir.c — a task's work directory: its inodes allocated ahead of the task, its removal off the loop; see
+ * workdir.h.
  *
  * A spare is renamed into place with RENAME_NOREPLACE, so that a directory already at the target (a kept one, or
  * one someone made) is never replaced and reads as "there already" — exactly what a mkdir would have said. A
  * rename the file system refuses for good (another mount under the data directory: EXDEV; no RENAME_NOREPLACE:
- * EINVAL) switches the pool off for the life of the process, once, with one log line. */
+ * EINVAL) switches the spares off for the life of the process, once, with one log line. A discarded directory is
+ * renamed with RENAME_NOREPLACE too, under a name of this process (its pid, a counter), so that it never lands on
+ * one an earlier process left. */
 #include "workdir.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -21,11 +25,12 @@
 #include "iac/log.h"
 
 struct workdir_pool {
-    char     root[PATH_MAX];  /* <data_dir>/spare */
+    char     root[PATH_MAX];  /* <data_dir>/workdir-pool */
     int      spares;          /* the pool's size */
-    uint64_t ready;           /* bit n: <root>/<n> is complete and not taken */
-    bool     cleaned;         /* the first fill removed what an earlier process left */
+    uint64_t ready;           /* bit n: <root>/spare-<n> is complete and not taken */
+    bool     cleaned;         /* the first call removed what an earlier process left */
     bool     off;             /* the file system cannot rename a spare into place */
+    uint64_t gone;            /* discarded directories so far (their names) */
     size_t   nfiles;
     char   **files;
     mode_t  *modes;
@@ -49,7 +54,7 @@ workdir_pool *workdir_new(const char *data_dir, int spares, const workdir_file *
         free(w);
         return NULL;
     }
-    if ((size_t)snprintf(w->root, sizeof w->root, "%s/spare", data_dir) >= sizeof w->root)
+    if ((size_t)snprintf(w->root, sizeof w->root, "%s/workdir-pool", data_dir) >= sizeof w->root)
         w->off = true; /* no path left for a spare: every directory is made on the spot */
     w->spares = spares < 0 ? 0 : spares > WORKDIR_SPARES_MAX ? WORKDIR_SPARES_MAX : spares;
     for (w->nfiles = 0; w->nfiles < nfiles; w->nfiles++) {
@@ -80,7 +85,23 @@ int workdir_ready(const workdir_pool *w)
 
 static void spare_path(const workdir_pool *w, int n, char *out, size_t len)
 {
-    snprintf(out, len, "%s/%d", w->root, n);
+    snprintf(out, len, "%s/spare-%d", w->root, n);
+}
+
+/* The pool's first call in a process removes what an earlier one left, before anything of ours is there. When it
+ * cannot, the pool is off (directories are made on the spot and removed where they are) and the error is in err,
+ * once. */
+static int clean_once(workdir_pool *w, char *err, size_t errlen)
+{
+    if (w->cleaned)
+        return 0;
+    w->cleaned = true;
+    int r = fs_rm_rf(w->root);
+    if (r < 0) {
+        w->off = true;
+        snprintf(err, errlen, "cannot remove what an earlier run left in %s: %s", w->root, strerror(-r));
+    }
+    return r;
 }
 
 /* Makes path's parent (and its missing parents); 0 or -errno. */
@@ -104,7 +125,7 @@ static int make_parent(const char *path)
 /* Renames spare n to path, making path's parent when it is missing; 0 or -errno. */
 static int spare_rename(const workdir_pool *w, int n, const char *path)
 {
-    char spare[PATH_MAX + 16];
+    char spare[PATH_MAX + 32];
     spare_path(w, n, spare, sizeof spare);
     if (renameat2(AT_FDCWD, spare, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
         return 0;
@@ -119,6 +140,9 @@ static int spare_rename(const workdir_pool *w, int n, const char *path)
 
 int workdir_make(workdir_pool *w, const char *path)
 {
+    char err[PATH_MAX + 128];
+    if (w && !w->off && clean_once(w, err, sizeof err) < 0)
+        log_warn("workdir", "%s (work directories are made on the spot)", err);
     if (w && !w->off && w->ready) {
         int n = 63 - __builtin_clzll(w->ready);
         int r = spare_rename(w, n, path);
@@ -141,7 +165,7 @@ int workdir_make(workdir_pool *w, const char *path)
 /* Makes spare n: the directory, then each empty file. A leftover of a failed fill is removed first. */
 static int spare_make(const workdir_pool *w, int n, char *err, size_t errlen)
 {
-    char dir[PATH_MAX + 16], file[2 * PATH_MAX];
+    char dir[PATH_MAX + 32], file[2 * PATH_MAX + 32];
     spare_path(w, n, dir, sizeof dir);
     int r = mkdir(dir, 0700) == 0 ? 0 : -errno;
     if (r == -EEXIST && (r = fs_rm_rf(dir)) == 0)
@@ -171,15 +195,9 @@ int workdir_fill(workdir_pool *w, char *err, size_t errlen)
 {
     if (!w || w->off || workdir_ready(w) == w->spares)
         return 0;
-    int r;
-    if (!w->cleaned) {
-        if ((r = fs_rm_rf(w->root)) < 0) {
-            snprintf(err, errlen, "cannot remove the spare work directories an earlier run left in %s: %s", w->root,
-                     strerror(-r));
-            return r;
-        }
-        w->cleaned = true;
-    }
+    int r = clean_once(w, err, errlen);
+    if (r < 0)
+        return r;
     if ((r = fs_mkdir_p(w->root, 0700)) < 0) {
         snprintf(err, errlen, "cannot make %s: %s", w->root, strerror(-r));
         return r;
@@ -192,4 +210,26 @@ int workdir_fill(workdir_pool *w, char *err, size_t errlen)
         w->ready |= UINT64_C(1) << n;
     }
     return 0;
+}
+
+int workdir_discard(workdir_pool *w, uv_loop_t *loop, const char *path, rmtree_cb done, void *arg)
+{
+    char gone[PATH_MAX + 64], err[PATH_MAX + 128];
+    const char *target = path;
+    if (w && !w->off && clean_once(w, err, sizeof err) < 0)
+        log_warn("workdir", "%s (work directories are made on the spot)", err);
+    /* Renamed first, so that the path is free at once; a root that is missing is made, and the rename tried again. */
+    for (int tries = 0; w && !w->off && tries < 2; tries++) {
+        snprintf(gone, sizeof gone, "%s/gone-%ld-%" PRIu64, w->root, (long)getpid(), w->gone);
+        if (renameat2(AT_FDCWD, path, AT_FDCWD, gone, RENAME_NOREPLACE) == 0) {
+            w->gone++;
+            target = gone;
+            break;
+        }
+        if (errno == EEXIST) /* a name of ours cannot be taken, but should it be: the next */
+            w->gone++;
+        else if (errno != ENOENT || access(path, F_OK) != 0 || fs_mkdir_p(w->root, 0700) < 0)
+            break; /* nothing there, another file system, …: rmtree takes it where it is */
+    }
+    return rmtree_start(loop, target, done, arg);
 }

@@ -51,6 +51,9 @@ static void pipeline_start(harness *h, pipeline *p, const char *dp_flag, ...)
     harness_env_free(&p->env);
 }
 
+static bool path_gone(void *path) { return access(path, F_OK) != 0; }
+static bool path_there(void *path) { return access(path, F_OK) == 0; }
+
 /* A plan task ends success with its counts, plan file, plan JSON, resource changes and full log stored; slot 1 ran
  * it and is idle again. */
 static void plan_task_succeeds_with_everything_stored(void **state)
@@ -74,6 +77,12 @@ static void plan_task_succeeds_with_everything_stored(void **state)
     harness_assert_str(harness_json_str(doc, "agent_id"), p.agent_id);
     cJSON_Delete(doc);
     tp_assert_slot_becomes(&p.ag, 1, "idle");
+    /* The work directory goes (off the loop, through workdir-pool/gone-…), and a spare stands ready for the next. */
+    char dir[HARNESS_PATH_LEN + 96], spare[HARNESS_PATH_LEN + 96];
+    snprintf(dir, sizeof dir, "%s/workspaces/%s/%ld", p.ag.data_dir, ws, id);
+    snprintf(spare, sizeof spare, "%s/workdir-pool/spare-0/.iac-task.log", p.ag.data_dir);
+    assert_true(harness_wait_until(path_gone, dir, 3000) >= 0);
+    assert_true(harness_wait_until(path_there, spare, 3000) >= 0);
     harness_done(h);
 }
 
