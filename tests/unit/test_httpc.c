@@ -28,6 +28,7 @@
 
 #include "iac/digest.h"
 #include "iac/fsutil.h"
+#include "selfproc.h"
 #include "iac/httpc.h"
 #include "iac/https.h"
 
@@ -1360,20 +1361,6 @@ static void redirect_without_location_is_the_answer(void **state)
     assert_int_equal(f->got[0].status, 301);
     assert_string_equal(f->got[0].body, "nowhere");
     assert_int_equal(f->raw_conns, 1);
-}
-
-/* This process's thread count, from /proc/self/status. */
-static int self_threads(void)
-{
-    FILE *fp = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = -1;
-    while (fp && fgets(line, sizeof line, fp))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (fp)
-        fclose(fp);
-    return n;
 }
 
 /* A host name is resolved, and every address it has is tried: "localhost" may answer ::1 first, where nothing

@@ -20,6 +20,7 @@
 
 #include "../../agent/workdir.h"
 #include "iac/fsutil.h"
+#include "selfproc.h"
 
 static const workdir_file files[] = { { ".iac-task.log", 0600 }, { "main.tf.json", 0644 },
                                       { "variables.tfvars", 0644 } };
@@ -265,19 +266,6 @@ static void on_removed(const char *path, int result, void *arg)
     snprintf(r->path, sizeof r->path, "%s", path);
 }
 
-static int threads_now(void)
-{
-    FILE *fp = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = -1;
-    while (fp && fgets(line, sizeof line, fp))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (fp)
-        fclose(fp);
-    return n;
-}
-
 /* A tree with a subdirectory, files and a link to something outside it (removed as a link). */
 static void make_tree(fixture *f, const char *dir)
 {
@@ -326,9 +314,9 @@ static void a_discarded_directory_leaves_at_once_and_goes_off_the_loop(void **st
     assert_int_equal(fs_read_file(at(f, "outside"), 16, &kept, &len), 0);
     assert_string_equal(kept, "keep");
     free(kept);
-    for (int i = 0; i < 100 && threads_now() != 1; i++)
+    for (int i = 0; i < 100 && self_threads() != 1; i++)
         usleep(10000);
-    assert_int_equal(threads_now(), 1);
+    assert_int_equal(self_threads(), 1);
     workdir_free(w);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
