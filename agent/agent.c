@@ -24,7 +24,6 @@ extern char **environ;
 
 #include "creds.h"
 #include "heartbeat.h"
-#include "iac/fsutil.h"
 #include "iac/json.h"
 #include "iac/log.h"
 #include "iac/strbuf.h"
@@ -727,11 +726,8 @@ static void agent_remove_workdir(agent *a, uint64_t task_id)
     glob_t g;
     if (glob(pattern, GLOB_NOSORT | GLOB_ONLYDIR, NULL, &g) != 0)
         return;
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        int rc = fs_rm_rf(g.gl_pathv[i]);
-        if (rc < 0)
-            log_warn("agent", "cannot remove %s: %s", g.gl_pathv[i], strerror(-rc));
-    }
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        executor_discard_workdir(a->exec, g.gl_pathv[i]); /* a kept plan's directory: off the loop, as a task's */
     globfree(&g);
 }
 

@@ -325,9 +325,9 @@ static void on_workdir_removed(const char *path, int result, void *arg)
 }
 
 /* A finished task's directory leaves its path at once and is removed on a thread (workdir_discard says why). */
-static void exec_discard_workdir(executor *x, const char *dir)
+void executor_discard_workdir(executor *x, const char *dir)
 {
-    if (workdir_discard(x->workdirs, x->cfg.loop, dir, on_workdir_removed, NULL) < 0)
+    if (!x || workdir_discard(x->workdirs, x->cfg.loop, dir, on_workdir_removed, NULL) < 0)
         on_workdir_removed(dir, fs_rm_rf(dir), NULL); /* no thread: here and now */
 }
 
@@ -348,7 +348,7 @@ static void task_done(exec_task *t)
             tasklog_close(t->log);
             t->log = NULL;
         }
-        exec_discard_workdir(x, t->workdir);
+        executor_discard_workdir(x, t->workdir);
     }
     if (outcome == EXEC_SUCCESS)
         exec_send_task_ref(t, MSG_TASK_COMPLETED, NULL);

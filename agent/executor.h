@@ -83,6 +83,10 @@ bool executor_cancel(executor *x, uint64_t task_id, const char *why);
 void executor_interrupt_all(executor *x, const char *why, bool now);
 /* Tasks in progress (fetching or running). */
 size_t executor_active(const executor *x);
+/* Removes a work directory no task uses any more (a released reservation's) as a finished task's is: out of its
+ * path at once, removed off the loop (workdir.h, workdir_discard). x may be NULL (the agent is stopping): removed
+ * here and now. A failure is logged. */
+void executor_discard_workdir(executor *x, const char *dir);
 const executor_counters *executor_stats(const executor *x);
 /* Stage names and histogram bounds for the metrics page. */
 const char *executor_stage_name(int stage);
